@@ -1,0 +1,212 @@
+"""Small synthetic GLUE data with learnable rules, in the hub parquet or the original TSV layout.
+
+Used by the tests and the offline tiny study. Rules (so a model can learn something):
+  * single sentence (CoLA, SST-2): label 1 iff the sentence contains a cue word (CUE_WORDS).
+  * pairs: the label follows word overlap between the two texts. Binary tasks: "similar" pairs
+    (the second text reuses most words of the first) are equivalent / duplicate / entailment,
+    disjoint pairs are not. MNLI: subset = entailment, half overlap = neutral, disjoint =
+    contradiction. STS-B: score = 5 * (share of the second text's words taken from the first).
+Label ids follow the hub (e.g. QNLI/RTE entailment = 0, MRPC equivalent = 1).
+The first three examples of every split are edge cases: unicode text, an empty text (the second
+text for pairs) and an over-long text (> 300 words, longer than any max_length).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from glue.tasks import TASK_NAMES, Task, get_task
+
+CUE_WORDS = ("wonderful", "brilliant", "delightful", "superb")
+WORDS = tuple(
+    "the a cat dog house river stone green blue quick slow market table window paper city road "
+    "music garden winter summer teacher student engine bridge forest island letter number cloud "
+    "mountain friend doctor village kitchen train bottle mirror candle pocket ladder basket "
+    "silver copper harbor meadow valley thunder pepper violin saddle lantern".split())
+UNICODE_WORDS = ("café", "naïve", "Zürich", "東京", "🙂", "Ελλάδα", "señor", "Москва")
+DEFAULT_SIZES = {"train": 64, "validation": 24, "test": 12}
+LONG_WORDS = 320
+
+
+def _words(rng, lo, hi, exclude=()):
+    pool = [w for w in WORDS if w not in exclude]
+    return list(rng.choice(pool, size=int(rng.integers(lo, hi + 1)), replace=True))
+
+
+def _single(task: Task, i: int, rng) -> tuple[tuple[str], float]:
+    label = int(rng.integers(0, 2))
+    words = _words(rng, 4, 12)
+    if i == 0:
+        words += list(rng.choice(UNICODE_WORDS, size=3, replace=False))
+    if i == 1:
+        return ("",), 0  # no cue word -> label 0
+    if i == 2:
+        words = _words(rng, LONG_WORDS, LONG_WORDS)
+    if label:
+        for cue in rng.choice(CUE_WORDS, size=int(rng.integers(1, 3))):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(cue))
+    return (" ".join(words),), label
+
+
+def _overlap_pair(rng, share: float, i: int) -> tuple[str, str, float]:
+    """Two texts; about `share` of the second's words come from the first. Returns the true share."""
+    first = _words(rng, 5, 12)
+    if i == 2:  # over-long: filler from a few words, so disjoint words remain available
+        first += list(rng.choice(WORDS[:8], size=LONG_WORDS))
+    if i == 0:
+        first += list(rng.choice(UNICODE_WORDS, size=3, replace=False))
+    if i == 1:
+        return " ".join(first), "", 0.0
+    distinct = sorted(set(first))
+    n2 = int(rng.integers(4, 10))
+    if share >= 1.0:
+        n2 = min(n2, len(distinct))
+    k = int(round(share * n2))
+    taken = list(rng.choice(distinct, size=min(k, len(distinct)), replace=False))
+    new = _words(rng, n2 - len(taken), n2 - len(taken), exclude=set(first))
+    second = taken + new
+    rng.shuffle(second)
+    return " ".join(first), " ".join(second), len(taken) / max(len(second), 1)
+
+
+def _pair(task: Task, i: int, rng) -> tuple[tuple[str, str], float]:
+    if task.is_regression:
+        a, b, share = _overlap_pair(rng, float(rng.uniform(0, 1)), i)
+        return (a, b), round(5.0 * share, 3)
+    if task.num_labels == 3:  # MNLI: entailment 0 / neutral 1 / contradiction 2
+        label = int(rng.integers(0, 3))
+        a, b, share = _overlap_pair(rng, (1.0, 0.5, 0.0)[label], i)
+        return (a, b), (2 if i == 1 else label)
+    similar = bool(rng.integers(0, 2))
+    a, b, _ = _overlap_pair(rng, 1.0 if similar else 0.0, i)
+    similar = similar and i != 1
+    # Which id means "the texts agree" depends on the task's hub label order.
+    agree_id = 0 if task.label_names[0] == "entailment" else 1
+    return (a, b), (agree_id if similar else 1 - agree_id)
+
+
+def generate_split(task: Task | str, split: str, n: int, seed: int = 0) -> dict:
+    """A columnar split with hub columns: text columns (lists of str), label, idx (numpy).
+
+    Test splits get label -1 (as on the hub) but are drawn from the same rule.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if split not in task.splits:
+        raise ValueError(f"{task.name} has no split {split!r}; splits: {task.splits}.")
+    rng = np.random.default_rng([seed, TASK_NAMES.index(task.name), task.splits.index(split)])
+    make = _pair if task.is_pair else _single
+    texts, labels = [[] for _ in task.text_columns], []
+    for i in range(n):
+        row, label = make(task, i, rng)
+        for col, text in zip(texts, row):
+            col.append(text)
+        labels.append(label)
+    out = {name: col for name, col in zip(task.text_columns, texts)}
+    dtype = np.float32 if task.is_regression else np.int64
+    out["label"] = np.asarray(labels, dtype=dtype)
+    if split in task.test_splits:
+        out["label"] = np.full(n, -1, dtype=dtype)
+    out["idx"] = np.arange(n, dtype=np.int64)
+    return out
+
+
+def _split_size(task: Task, split: str, sizes: Mapping[str, int]) -> int:
+    kind = "train" if split == "train" else (
+        "validation" if split in task.validation_splits else "test")
+    return int(sizes.get(split, sizes.get(kind, DEFAULT_SIZES[kind])))
+
+
+def _write_parquet(path: Path, task: Task, data: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    label_type = pa.float32() if task.is_regression else pa.int64()
+    cols = {c: pa.array(data[c], pa.string()) for c in task.text_columns}
+    cols["label"] = pa.array(data["label"], label_type)
+    cols["idx"] = pa.array(data["idx"], pa.int32())
+    pq.write_table(pa.table(cols), path)
+
+
+def _tsv_value(task: Task, col: str, i: int, data: dict, label_col: str | None) -> str:
+    label = data["label"][i]
+    if col == label_col or col.startswith("label") and task.name == "mnli":
+        if task.is_regression:
+            return f"{float(label):.3f}"
+        if task.tsv_label_map is not None:
+            return task.label_names[int(label)]
+        return str(int(label))
+    if col == "original_label":  # CoLA: the author's mark, '*' for unacceptable
+        return "" if int(label) == 1 else "*"
+    if col.endswith("_parse"):
+        j = 0 if col.startswith("sentence1") else 1
+        return "( " + data[task.text_columns[j]][i] + " )"
+    return {"source": "gj04", "genre": "fiction", "filename": "synthetic", "year": "2024",
+            "source1": "none", "source2": "none"}.get(col, str(i))
+
+
+def _write_tsv(path: Path, task: Task, split: str, data: dict) -> None:
+    spec = task.tsv[split]
+    text_of = dict(zip(spec.text, task.text_columns))
+    lines = ["\t".join(spec.columns)] if spec.has_header else []
+    for i in range(len(data["idx"])):
+        row = [data[text_of[c]][i] if c in text_of else _tsv_value(task, c, i, data, spec.label)
+               for c in spec.columns]
+        lines.append("\t".join(row))
+    # MRPC's real train.tsv starts with a byte-order mark; mirror it so readers must cope.
+    encoding = "utf-8-sig" if task.name == "mrpc" and split == "train" else "utf-8"
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+
+
+def write_synthetic_glue(out_dir: str | os.PathLike, layout: str = "hub",
+                         sizes: Mapping[str, int] | None = None,
+                         tasks: Iterable[str] | None = None, seed: int = 0) -> Path:
+    """Write synthetic data for `tasks` (default all nine) into out_dir; returns out_dir.
+
+    layout "hub": out_dir/<task>/<split>-00000-of-00001.parquet (nyu-mll/glue file names);
+    layout "tsv": out_dir/<GLUE dir>/<file>.tsv in the original GLUE layout.
+    sizes: examples per split, keyed by split name or kind ("train", "validation", "test").
+    """
+    if layout not in ("hub", "tsv"):
+        raise ValueError(f"layout must be 'hub' or 'tsv', got {layout!r}.")
+    root = Path(out_dir)
+    sizes = dict(sizes or {})
+    for name in (tasks or TASK_NAMES):
+        task = get_task(name)
+        folder = root / (task.name if layout == "hub" else task.glue_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in task.splits:
+            data = generate_split(task, split, _split_size(task, split, sizes), seed)
+            if layout == "hub":
+                _write_parquet(folder / f"{split}-00000-of-00001.parquet", task, data)
+            else:
+                _write_tsv(folder / task.tsv[split].filename, task, split, data)
+    return root
+
+
+def make_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
+    """An offline BERT-style WordPiece tokenizer trained on `texts`, as a PreTrainedTokenizerFast.
+
+    Special tokens [PAD]=0, [UNK], [CLS], [SEP], [MASK]; pairs get token_type_ids 0/1 like BERT.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"])
