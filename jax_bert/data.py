@@ -401,6 +401,12 @@ def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
     vocab = wordpiece.get_vocab()
     if [vocab.get(t) for t in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
         raise RuntimeError(f"WordPiece training gave unexpected special token ids {vocab}")
+    # The trainer numbers tokens in hash-map order and breaks ties between equally frequent merges
+    # arbitrarily, so two trainings can differ. Sorting fixes the ids of a given token set (WordPiece
+    # matching ignores the order); the set itself can still differ at ties, which is why the vocab is
+    # trained once, by process 0, and cached in the (shared) work directory.
+    rest = sorted(t for t in vocab if t not in SPECIAL_TOKENS)
+    vocab = {t: i for i, t in enumerate(list(SPECIAL_TOKENS) + rest)}
     # BertTokenizer (transformers) rebuilds the BERT normalizer, pre-tokenizer and the
     # [CLS] A [SEP] B [SEP] post-processor around the vocab, so GLUE pairs work too.
     tok = transformers.BertTokenizer(vocab=vocab, do_lower_case=settings["lowercase"])

@@ -1,0 +1,320 @@
+"""The pretraining loop: data -> sharded train state -> steps, evaluation, checkpoints, logs.
+
+`run(config, workdir)` is the whole job behind `scripts/pretrain.py`. A work directory that already
+holds a checkpoint is resumed: the batch of step s is a pure function of (seed, s, process index) and
+dropout is a pure function of (seed, s), so a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from jax_bert import checkpoint, data, hf_io, masking, model, optim, sharding, train
+from jax_bert.config import BertConfig
+from jax_bert.layers_tree import match_layout
+from jax_bert.metrics_writer import MetricsWriter
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------- set-up
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks that need no data or devices; each error names the key and what to do."""
+    t = config.train
+    if t.steps < 1:
+        raise ValueError(f"train.steps must be >= 1, got {t.steps}.")
+    if t.global_batch_size < 1 or t.grad_accum_steps < 1:
+        raise ValueError("train.global_batch_size and train.grad_accum_steps must be >= 1.")
+    if t.global_batch_size % t.grad_accum_steps:
+        raise ValueError(f"train.global_batch_size {t.global_batch_size} is not divisible by "
+                         f"train.grad_accum_steps {t.grad_accum_steps}.")
+    if t.seq_len > config.model.max_position_embeddings:
+        raise ValueError(f"train.seq_len {t.seq_len} exceeds model.max_position_embeddings "
+                         f"{config.model.max_position_embeddings}; lower the length or raise the positions.")
+    if not 0 < config.masking.mlm_probability < 1:
+        raise ValueError(f"masking.mlm_probability must be in (0, 1), got {config.masking.mlm_probability}.")
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _cache_dir(config) -> str:
+    return config.data_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "jax_sparse_bert")
+
+
+def prepare_data(config, workdir: str):
+    """(tokenizer, train_blocks, validation_blocks). Process 0 builds the caches first; the others then
+    read them (or, on hosts that do not share the disk, build their own copy, identical by construction)."""
+    spec = config.data.to_dict()
+
+    def build():
+        tokenizer = data.get_tokenizer(config.tokenizer.name or None, workdir=workdir,
+                                       documents=lambda: data.load_documents(spec)[0],
+                                       vocab_size=config.tokenizer.vocab_size, lowercase=config.tokenizer.lowercase)
+        train_blocks, val_blocks = data.prepare_blocks(spec, tokenizer, config.train.seq_len,
+                                                       cache_dir=_cache_dir(config))
+        return tokenizer, train_blocks, val_blocks
+
+    if jax.process_count() == 1:
+        return build()
+    result = build() if jax.process_index() == 0 else None
+    multihost_utils.sync_global_devices("data caches ready")
+    return result if result is not None else build()
+
+
+def model_config_for(config, tokenizer) -> tuple[BertConfig, dict | None]:
+    """The model config (and params when starting from a Hugging Face checkpoint)."""
+    overrides = {k: config.model[k] for k in ("dtype", "remat", "scan_layers")}
+    if config.init_from_hf:
+        model_config, params = hf_io.load_hf(config.init_from_hf, **overrides)
+        params = {k: v for k, v in params.items() if k in ("bert", "mlm")}
+        params["bert"].pop("pooler", None)
+        if "mlm" not in params:
+            raise ValueError(f"{config.init_from_hf} has no MLM head; pretraining needs a BertForMaskedLM "
+                             f"or BertForPreTraining checkpoint.")
+    else:
+        fields = config.model.to_dict()
+        if not fields.get("vocab_size"):
+            fields["vocab_size"] = len(tokenizer)
+        model_config, params = BertConfig(**fields), None
+    if len(tokenizer) > model_config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
+                         f"{model_config.vocab_size}; set model.vocab_size=0 to size it from the tokenizer.")
+    return model_config, params
+
+
+def masking_kwargs(config, tokenizer) -> dict:
+    return masking.masking_kwargs(tokenizer, config.train.seq_len, mlm_probability=config.masking.mlm_probability,
+                                  whole_word=config.masking.whole_word)
+
+
+def _local_batch(blocks, step: int, config, mask_kw) -> dict[str, np.ndarray]:
+    """This process's rows of the global batch of `step`, shaped [accum, rows, ...]."""
+    t = config.train
+    local = masking.batch_for_step(blocks, step, seed=t.seed, global_batch_size=t.global_batch_size,
+                                   process_index=jax.process_index(), process_count=jax.process_count(),
+                                   **mask_kw)
+    return {k: v.reshape(t.grad_accum_steps, -1, *v.shape[1:]) for k, v in local.items()
+            if k in train.BATCH_KEYS}
+
+
+# --------------------------------------------------------------------------------------- eval
+
+
+def evaluate(eval_step, params, blocks: np.ndarray, config, mask_kw, mesh) -> dict[str, float]:
+    """Mean MLM cross-entropy (nats) over every masked token of the whole validation set."""
+    totals = None
+    for batch, _ in masking.eval_batches(blocks, config.train.eval_batch_size, seed=config.train.seed,
+                                         process_index=jax.process_index(),
+                                         process_count=jax.process_count(), **mask_kw):
+        local = {k: v for k, v in batch.items() if k in train.BATCH_KEYS}
+        sums = eval_step(params, sharding.place_batch(local, mesh))
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    scored = int(totals["blocks"])
+    if scored != len(blocks):  # every validation block counted once, none dropped
+        raise AssertionError(f"evaluation scored {scored} blocks but the validation set has {len(blocks)}")
+    loss = float(totals["loss_sum"] / totals["weight_sum"])
+    return {"eval_loss": loss, "perplexity": math.exp(loss) if loss < 700 else float("inf"),
+            "eval_mlm_accuracy": float(totals["correct_sum"] / totals["weight_sum"]),
+            "eval_blocks": scored, "eval_masked_tokens": int(totals["weight_sum"])}
+
+
+# --------------------------------------------------------------------------------------- the loop
+
+
+class _StopSignal:
+    """SIGTERM / SIGINT: finish the current step, save, exit cleanly."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _check_finite(step: int, metrics: dict) -> None:
+    bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
+    if bad:
+        raise TrainingDiverged(
+            f"step {step}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; training stopped. The last good "
+            f"checkpoint is intact; lower the learning rate or check the data, then rerun to resume from it.")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[str, Any]:
+    """Pretrains as the config says; returns the final evaluation (and writes everything to workdir).
+
+    `hooks` (sparse training, distillation) extends the step: see jax_bert/sparse_hooks.py.
+    """
+    validate(config)
+    sharding.maybe_initialize_distributed(config.distributed)
+    os.makedirs(workdir, exist_ok=True)
+    is_main = jax.process_index() == 0
+    mesh = sharding.make_mesh(config.mesh)
+    t = config.train
+    rows_per_step = t.global_batch_size // t.grad_accum_steps
+    if rows_per_step % sharding.batch_shards(mesh):
+        raise ValueError(f"the micro-batch of {rows_per_step} rows (global_batch_size / grad_accum_steps) "
+                         f"does not split over the mesh's data x fsdp = {sharding.batch_shards(mesh)} shards.")
+
+    tokenizer, train_blocks, val_blocks = prepare_data(config, workdir)
+    model_config, init_params = model_config_for(config, tokenizer)
+    mask_kw = masking_kwargs(config, tokenizer)
+    optim_cfg = ml_collections.ConfigDict(config.optim.to_dict())
+    optim_cfg.total_steps = t.steps
+    optimizer = optim.make_optimizer(optim_cfg)
+
+    abstract, shardings = train.state_shardings(model_config, optimizer, mesh)
+    hook = hooks(config, model_config, mesh, abstract, shardings) if hooks else None
+    if hook is not None:
+        abstract, shardings = hook.abstract, hook.shardings
+
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
+                                      keep=t.keep_checkpoints)
+    start = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
+    if start is not None:
+        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+        try:
+            state, position, _ = checkpoint.restore(manager, target)
+        except ValueError as e:
+            raise ValueError(f"{workdir} holds a checkpoint of a different model or optimizer ({e}); "
+                             f"resume with the config it was written with (workdir/config.json) or use a "
+                             f"new work directory.") from e
+        start = int(position["step"])
+        log.info("resumed from %s at step %d", workdir, start)
+    else:
+        if init_params is not None:
+            init_params = match_layout(init_params, model_config.scan_layers, model_config.num_hidden_layers)
+        state = train.init_state(model_config, optimizer, t.seed, shardings, init_params)
+        if hook is not None:
+            state = hook.init_state(state)
+        start = 0
+    if is_main:
+        _write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
+        model_config.save(workdir)
+        if config.tokenizer.name:  # a trained vocab is already cached there
+            tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
+
+    step_fn = train.make_train_step(model_config, optimizer,
+                                    loss_fn=hook.loss_fn if hook else None,
+                                    post_update=hook.post_update if hook else None)
+    if hook is not None and hook.extra_args:
+        jitted = hook.jit(step_fn)
+    else:
+        jitted = train.jit_train_step(step_fn, shardings, mesh)
+    eval_step = train.make_eval_step(model_config, shardings["params"], mesh)
+    writer = MetricsWriter(workdir, enabled=is_main)
+    n_params = train.count_params(abstract["params"])
+    if is_main:
+        log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
+                 f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
+                 dict(mesh.shape))
+        if hook is not None:
+            hook.on_start(state, writer)
+
+    tokens_per_step = t.global_batch_size * t.seq_len
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=t.steps, initial=start, disable=not is_main or not t.progress_bar, unit="step",
+               dynamic_ncols=True, mininterval=2.0)
+    pending = None  # (step, metrics) of the step in flight: checked one step late, keeping dispatch async
+    compile_started = time.time()
+    interval_start, interval_steps = time.time(), 0
+    result: dict[str, Any] = {"status": "finished"}
+
+    def settle(pending):
+        nonlocal interval_start, interval_steps
+        step, metrics = pending
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        _check_finite(step, metrics)
+        if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
+            elapsed = time.time() - interval_start
+            metrics["step_time"] = elapsed / max(interval_steps, 1)
+            metrics["tokens_per_second"] = tokens_per_step / metrics["step_time"]
+            writer.scalars(step + 1, metrics, prefix="train/")
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
+            interval_start, interval_steps = time.time(), 0
+        return metrics
+
+    def save(step: int, force: bool = False):
+        checkpoint.save(manager, step, state, data_position={"step": step}, config=config.to_dict(), force=force)
+
+    with _StopSignal() as stop:
+        step = start
+        while step < t.steps:
+            batch = sharding.place_batch(_local_batch(train_blocks, step, config, mask_kw), mesh, leading_axes=1)
+            args = hook.step_args(step) if hook is not None and hook.extra_args else ()
+            state, metrics = jitted(state, batch, *args)
+            if step == start:
+                result["compile_seconds"] = time.time() - compile_started
+            if pending is not None:
+                settle(pending)
+            pending = (step, metrics)
+            step += 1
+            interval_steps += 1
+            bar.update(1)
+            if t.sigterm_at_step and step == t.sigterm_at_step:  # test hook: a real signal, mid-run
+                os.kill(os.getpid(), signal.SIGTERM)
+            stop_now = stop.received is not None
+            if step % t.checkpoint_every == 0 or stop_now:
+                settle(pending)  # never save a state whose step diverged
+                pending = None
+                save(step, force=stop_now)
+            if val_blocks is not None and t.eval_every and step % t.eval_every == 0 and step < t.steps:
+                writer.scalars(step, evaluate(eval_step, state["params"], val_blocks, config, mask_kw, mesh),
+                               prefix="eval/")
+            if stop_now:
+                result["status"] = f"stopped by {stop.received} at step {step}"
+                break
+        if pending is not None:
+            result["last_train"] = settle(pending)
+        bar.close()
+        if result["status"] == "finished":
+            save(step, force=True)
+            if val_blocks is not None:
+                final_eval = evaluate(eval_step, state["params"], val_blocks, config, mask_kw, mesh)
+                writer.scalars(step, final_eval, prefix="eval/")
+                result.update(final_eval)
+                if is_main:
+                    _write_json_atomic(os.path.join(workdir, "eval_results.json"), {"step": step, **final_eval})
+            if is_main and t.export_hf:
+                params = jax.device_get(state["params"])
+                if hook is not None:
+                    params = hook.export_params(state, params)
+                hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
+        checkpoint.wait(manager)
+    writer.close()
+    result["step"] = step
+    log.info("%s", result)
+    return result
