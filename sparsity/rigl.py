@@ -1,0 +1,185 @@
+"""RigL (Evci et al. 2020, "Rigging the Lottery"): drop small weights, regrow by gradient.
+
+Everything here is pure and jittable with static shapes: the counts depend on traced masks,
+so selection is done by a stable sort and a rank comparison rather than a static top_k.
+Ties break by flat index (lower index first) in every case, so every process and every
+rerun picks the same weights.
+
+Counts: in each group (a tensor slice in per_tensor mode, everything in global mode)
+k = floor(drop_frac * n_active), computed in float32 (exact while n_active < 2**24; above
+that it may differ from the exact floor by a few weights, identically everywhere).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sparsity.masks import _check_structure, _is_none
+
+MODES = ("global", "per_tensor")
+
+
+def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: int | None = None):
+    """Fraction of active weights to drop at ``step``.
+
+    cosine: initial / 2 * (1 + cos(pi * step / end)), with step clipped to [0, end] (so 0
+    after the end, as tf's cosine_decay in the RigL code); constant: initial.
+    """
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown drop-fraction schedule {schedule!r}; use 'cosine' or 'constant'")
+    if not 0.0 <= initial <= 1.0:
+        raise ValueError(f"initial drop fraction {initial} is outside [0, 1]")
+    step = jnp.asarray(step, jnp.float32)
+    if schedule == "constant":
+        return jnp.full_like(step, initial)
+    if end is None or end <= 0:
+        raise ValueError(f"cosine drop-fraction schedule needs end > 0 (the step it reaches 0), got {end}")
+    t = jnp.clip(step, 0.0, float(end)) / float(end)
+    return 0.5 * initial * (1.0 + jnp.cos(math.pi * t))
+
+
+def is_update_step(step, *, freq: int, start: int, end: int | None = None):
+    """jnp bool: start <= step <= end (inclusive, as the RigL code) and (step - start) % freq == 0.
+
+    end=None: no last step. With freq=start=100 the updates are at 100, 200, ...
+    """
+    if freq <= 0:
+        raise ValueError(f"RigL update frequency must be > 0, got {freq}")
+    step = jnp.asarray(step, jnp.int32)
+    ok = (step >= start) & ((step - start) % freq == 0)
+    if end is not None:
+        ok = ok & (step <= end)
+    return ok
+
+
+def _rank_below(scores, k):
+    """Bool [B, n]: positions whose rank in ascending, index-stable order of scores is < k[b]."""
+    n = scores.shape[-1]
+    order = jnp.argsort(scores, axis=-1, stable=True)
+    take = jnp.arange(n, dtype=jnp.int32)[None, :] < k[:, None]
+    return jax.vmap(lambda o, t: jnp.zeros((n,), bool).at[o].set(t))(order, take)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _update_groups(w, m, g, drop_frac, reinit_when_same):
+    """RigL on rows: w, m, g are [B, n]; each row is one group with its own count."""
+    absw = jnp.abs(w).astype(jnp.float32)
+    absg = jnp.abs(g).astype(jnp.float32)
+    n_active = jnp.sum(m, axis=-1, dtype=jnp.int32)
+    k = jnp.floor(drop_frac * n_active.astype(jnp.float32)).astype(jnp.int32)
+    inf = jnp.float32(jnp.inf)
+    # Drop: the k smallest |w| among active weights (inactive ones sort last).
+    dropped = _rank_below(jnp.where(m, absw, inf), k)
+    kept = m & ~dropped
+    # Grow: the k largest |grad| among weights inactive after the drop; a just-dropped
+    # weight is a candidate, as in the RigL code.
+    grown = _rank_below(jnp.where(kept, inf, -absg), k)
+    new_m = kept | grown
+    # Regrown = new connections (zeroed, moments reset). A weight dropped and regrown in the
+    # same step keeps its value unless reinit_when_same (RigL's flag of that name).
+    regrown = grown if reinit_when_same else grown & ~m
+    new_w = jnp.where(new_m & ~regrown, w, jnp.zeros((), w.dtype))
+    return new_w, new_m, regrown
+
+
+def rigl_update(params, masks, grads, drop_frac, *, mode: str = "global",
+                reinit_when_same: bool = False):
+    """One RigL mask update -> (new_params, new_masks, regrown_masks).
+
+    Prunes the floor(drop_frac * n_active) smallest-|w| active weights and regrows as many
+    weights with the largest |grad| among those inactive after the drop; density is exactly
+    unchanged (per tensor slice in per_tensor mode, overall in global mode). Regrown weights
+    are exactly 0; regrown_masks marks them (None for dense params) for reset_moments.
+
+    mode="per_tensor": each [in, out] slice of a tensor (leading axes, e.g. the scanned
+    layer axis, are batch axes) is its own group, so a scanned and an unscanned model
+    update identically. mode="global": one ranking over the concatenation of all sparse
+    tensors (one sort over ~110M values for BERT-base).
+    Dense params pass through. Masked-off weights of the input need not be 0.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown RigL mode {mode!r}; use one of {MODES}")
+    _check_structure(masks, params, "params")
+    _check_structure(masks, grads, "grads")
+    treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+    ms = treedef.flatten_up_to(masks)
+    ws = treedef.flatten_up_to(params)
+    gs = treedef.flatten_up_to(grads)
+    idx = [i for i, m in enumerate(ms) if m is not None]
+    for i in idx:
+        if ms[i].shape != ws[i].shape or gs[i].shape != ws[i].shape:
+            raise ValueError(f"mask/param/grad shapes differ: {ms[i].shape}, {ws[i].shape}, "
+                             f"{gs[i].shape}")
+    f = jnp.clip(jnp.asarray(drop_frac, jnp.float32), 0.0, 1.0)
+    new_w, new_m, regrown = list(ws), list(ms), [None] * len(ms)
+    if not idx:
+        return params, masks, masks
+    if mode == "per_tensor":
+        for i in idx:
+            shape = ws[i].shape
+            b = math.prod(shape[:-2])
+            w2, m2, r2 = _update_groups(ws[i].reshape(b, -1), ms[i].reshape(b, -1),
+                                        gs[i].reshape(b, -1), f, reinit_when_same)
+            new_w[i], new_m[i], regrown[i] = (w2.reshape(shape), m2.reshape(shape),
+                                              r2.reshape(shape))
+    else:
+        # Concatenate in float32 so tensors of different dtypes rank together.
+        cat = lambda xs: jnp.concatenate([x.reshape(-1) for x in xs])[None, :]
+        w_cat = cat([ws[i].astype(jnp.float32) for i in idx])
+        g_cat = cat([gs[i].astype(jnp.float32) for i in idx])
+        m_cat = cat([ms[i] for i in idx])
+        w2, m2, r2 = _update_groups(w_cat, m_cat, g_cat, f, reinit_when_same)
+        off = 0
+        for i in idx:
+            n, shape = ws[i].size, ws[i].shape
+            sl = slice(off, off + n)
+            new_w[i] = w2[0, sl].reshape(shape).astype(ws[i].dtype)
+            new_m[i], regrown[i] = m2[0, sl].reshape(shape), r2[0, sl].reshape(shape)
+            off += n
+    return (treedef.unflatten(new_w), treedef.unflatten(new_m), treedef.unflatten(regrown))
+
+
+def no_regrowth(masks):
+    """All-False regrown-mask tree (None for dense params): the 'no update' branch."""
+    return jax.tree.map(lambda m: None if m is None else jnp.zeros_like(m), masks, is_leaf=_is_none)
+
+
+def maybe_rigl_update(pred, params, masks, grads, drop_frac, *, mode: str = "global",
+                      reinit_when_same: bool = False):
+    """rigl_update under lax.cond(pred): the sort only runs on update steps."""
+    def update(operands):
+        p, m, g, f = operands
+        return rigl_update(p, m, g, f, mode=mode, reinit_when_same=reinit_when_same)
+
+    def skip(operands):
+        p, m, _, _ = operands
+        return p, m, no_regrowth(m)
+
+    return jax.lax.cond(pred, update, skip, (params, masks, grads, drop_frac))
+
+
+def reset_moments(opt_state, regrown_masks):
+    """Zero Adam's mu and nu (ScaleByAdamState) at regrown weights, anywhere in opt_state.
+
+    Works for plain, chained (adamw) and inject_hyperparams states, and for optax.masked
+    states (MaskedNode leaves are left alone). Other state (counts, other transforms) is
+    returned unchanged.
+    """
+    def zero(m, x):
+        if m is None or not hasattr(x, "shape") or x.shape != m.shape:
+            return x
+        return jnp.where(m, jnp.zeros((), x.dtype), x)
+
+    def fix(node):
+        if not isinstance(node, optax.ScaleByAdamState):
+            return node
+        _check_structure(regrown_masks, node.mu, "Adam's mu")
+        mu = jax.tree.map(zero, regrown_masks, node.mu, is_leaf=_is_none)
+        nu = jax.tree.map(zero, regrown_masks, node.nu, is_leaf=_is_none)
+        return node._replace(mu=mu, nu=nu)
+
+    return jax.tree.map(fix, opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
