@@ -1,10 +1,12 @@
 """Every pretraining config key with its default. Config files in configs/ start from `base_config()`
 and change what their experiment needs; an override of a key not listed here is an error."""
 import dataclasses
+import importlib.util
+import os
 
 import ml_collections
 
-from jax_bert import optim
+from jax_bert import distill, optim, sparse_training
 from jax_bert.config import BertConfig
 
 
@@ -43,9 +45,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim = optim.default_config()
     c.optim.total_steps = -1  # the schedule length is train.steps
 
+    c.sparsity = sparse_training.default_config()
+    c.distill = distill.default_config()
+
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     c.distributed = ml_collections.ConfigDict({
         "initialize": "auto",  # 'auto' (SLURM / Open MPI / JAX_COORDINATOR_ADDRESS), 'yes', 'no'
         "coordinator_address": "", "num_processes": 0, "process_id": 0, "cpu_collectives": "gloo",
     })
     return c
+
+
+def load_sibling(config_file: str, name: str):
+    """Another config file of the same folder as a module (config files build on each other)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

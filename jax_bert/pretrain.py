@@ -20,7 +20,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jax_bert import checkpoint, data, hf_io, masking, model, optim, sharding, train
+import sparsity
+from jax_bert import checkpoint, data, distill, hf_io, masking, optim, sharding, sparse_training, train
 from jax_bert.config import BertConfig
 from jax_bert.layers_tree import match_layout
 from jax_bert.metrics_writer import MetricsWriter
@@ -172,10 +173,10 @@ def _check_finite(step: int, metrics: dict) -> None:
             f"checkpoint is intact; lower the learning rate or check the data, then rerun to resume from it.")
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Pretrains as the config says; returns the final evaluation (and writes everything to workdir).
 
-    `hooks` (sparse training, distillation) extends the step: see jax_bert/sparse_hooks.py.
+    Sparse training (config.sparsity) and distillation (config.distill) extend the same step.
     """
     validate(config)
     sharding.maybe_initialize_distributed(config.distributed)
@@ -196,9 +197,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
     optimizer = optim.make_optimizer(optim_cfg)
 
     abstract, shardings = train.state_shardings(model_config, optimizer, mesh)
-    hook = hooks(config, model_config, mesh, abstract, shardings) if hooks else None
-    if hook is not None:
-        abstract, shardings = hook.abstract, hook.shardings
+    # Every configuration error (sparsity rules, RigL settings, teachers) surfaces here, before compiling.
+    sparse = sparse_training.SparseTraining.from_config(config.sparsity, abstract["params"], t.steps)
+    if sparse is not None:
+        abstract, shardings = sparse.add_masks(abstract, shardings)
+    kd = distill.Distillation.from_config(config.distill, model_config, mesh, t.steps)
 
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
                                       keep=t.keep_checkpoints)
@@ -217,8 +220,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
         if init_params is not None:
             init_params = match_layout(init_params, model_config.scan_layers, model_config.num_hidden_layers)
         state = train.init_state(model_config, optimizer, t.seed, shardings, init_params)
-        if hook is not None:
-            state = hook.init_state(state)
+        if sparse is not None:
+            state = sparse.init_state(state, shardings)
         start = 0
     if is_main:
         _write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
@@ -227,12 +230,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
             tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
 
     step_fn = train.make_train_step(model_config, optimizer,
-                                    loss_fn=hook.loss_fn if hook else None,
-                                    post_update=hook.post_update if hook else None)
-    if hook is not None and hook.extra_args:
-        jitted = hook.jit(step_fn)
-    else:
-        jitted = train.jit_train_step(step_fn, shardings, mesh)
+                                    loss_fn=kd.loss_fn(model_config) if kd else None,
+                                    post_update=sparse.post_update if sparse else None)
+    step_args = (kd.teacher_params,) if kd else ()
+    jitted = train.jit_train_step(step_fn, shardings, mesh, (kd.teacher_shardings,) if kd else ())
     eval_step = train.make_eval_step(model_config, shardings["params"], mesh)
     writer = MetricsWriter(workdir, enabled=is_main)
     n_params = train.count_params(abstract["params"])
@@ -240,8 +241,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
         log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
                  f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
                  dict(mesh.shape))
-        if hook is not None:
-            hook.on_start(state, writer)
+        if sparse is not None:
+            table, stats = sparse_training.export_summary(jax.device_get(state["params"]),
+                                                          jax.device_get(state["masks"]))
+            log.info("sparsity at step %d:\n%s", start, table)
+            writer.scalars(start, {"overall_sparsity": stats.overall.sparsity}, prefix="sparsity/")
+            writer.image(start, "sparsity/density_per_tensor", sparsity.density_chart(stats))
 
     tokens_per_step = t.global_batch_size * t.seq_len
     from tqdm.auto import tqdm
@@ -274,8 +279,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
         step = start
         while step < t.steps:
             batch = sharding.place_batch(_local_batch(train_blocks, step, config, mask_kw), mesh, leading_axes=1)
-            args = hook.step_args(step) if hook is not None and hook.extra_args else ()
-            state, metrics = jitted(state, batch, *args)
+            state, metrics = jitted(state, batch, *step_args)
             if step == start:
                 result["compile_seconds"] = time.time() - compile_started
             if pending is not None:
@@ -309,9 +313,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, hooks=None) -> dict[
                 if is_main:
                     _write_json_atomic(os.path.join(workdir, "eval_results.json"), {"step": step, **final_eval})
             if is_main and t.export_hf:
-                params = jax.device_get(state["params"])
-                if hook is not None:
-                    params = hook.export_params(state, params)
+                params = jax.device_get(state["params"])  # masked-off weights are exact zeros
                 hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
         checkpoint.wait(manager)
     writer.close()

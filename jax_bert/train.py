@@ -53,10 +53,11 @@ def init_state(model_config: BertConfig, optimizer, seed: int, shardings, params
         p = model.init_params(model_config, init_rng) if initial_params is None else initial_params
         return {"step": jnp.zeros((), jnp.int32), "params": p, "opt_state": optimizer.init(p), "rng": step_rng}
 
+    out = {k: shardings[k] for k in ("step", "params", "opt_state", "rng")}  # masks are added later
     if params is None:
-        return jax.jit(lambda: make(None), out_shardings=shardings)()
+        return jax.jit(lambda: make(None), out_shardings=out)()
     params = host_to_global(params, shardings["params"])
-    return jax.jit(make, in_shardings=(shardings["params"],), out_shardings=shardings)(params)
+    return jax.jit(make, in_shardings=(shardings["params"],), out_shardings=out)(params)
 
 
 def _tree_add(a, b):
@@ -68,9 +69,11 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
     """The pure train step `(state, batch) -> (state, metrics)`.
 
     batch: arrays [accum_steps, micro_batch, ...] (BATCH_KEYS). `loss_fn(params, micro, dropout_rng,
-    step)` returns (loss_sum, sums dict with weight_sum and correct_sum); the default is plain MLM.
+    step, *extra)` returns (loss_sum, sums dict with weight_sum and correct_sum); the default is plain
+    MLM. `extra` are further step arguments that are not part of the state (the frozen teachers).
     `post_update(state, new_params, new_opt_state, grads)` may rewrite the params and optimizer state
-    after the update (sparse masks and RigL hook in here) and returns (params, opt_state, extras).
+    after the update (sparse masks and RigL hook in here) and returns (params, opt_state, metrics,
+    other state entries such as the new masks).
     """
 
     def mlm_loss_fn(params, micro, dropout_rng, step):
@@ -83,7 +86,7 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
 
     loss_fn = loss_fn or mlm_loss_fn
 
-    def train_step(state, batch):
+    def train_step(state, batch, *extra):
         params = state["params"]
         step_rng = jax.random.fold_in(state["rng"], state["step"])  # dropout: a pure function of step
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -91,22 +94,22 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
         def micro_step(carry, xs):
             grads_sum, sums_acc = carry
             micro, i = xs
-            (_, sums), grads = grad_fn(params, micro, jax.random.fold_in(step_rng, i), state["step"])
+            (_, sums), grads = grad_fn(params, micro, jax.random.fold_in(step_rng, i), state["step"], *extra)
             return (_tree_add(grads_sum, grads), _tree_add(sums_acc, sums)), None
 
         accum = batch["input_ids"].shape[0]
         zero_grads = jax.tree.map(jnp.zeros_like, params)
         zero_sums = jax.tree.map(lambda x: jnp.zeros((), jnp.float32),
                                  jax.eval_shape(lambda: grad_fn(params, jax.tree.map(lambda x: x[0], batch),
-                                                                step_rng, state["step"])[0][1]))
+                                                                step_rng, state["step"], *extra)[0][1]))
         (grads, sums), _ = jax.lax.scan(micro_step, (zero_grads, zero_sums), (batch, jnp.arange(accum)))
         denominator = jnp.maximum(sums["weight_sum"], 1.0)
         grads = jax.tree.map(lambda g: g / denominator, grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], params)
         new_params = optax.apply_updates(params, updates)
-        extras = {}
+        extras, state_updates = {}, {}
         if post_update is not None:
-            new_params, opt_state, extras = post_update(state, new_params, opt_state, grads)
+            new_params, opt_state, extras, state_updates = post_update(state, new_params, opt_state, grads)
         hyper = optim.current_hyperparams(opt_state)
         metrics = {
             "loss": sums["loss_sum"] / denominator,
@@ -118,15 +121,16 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
             **{k: v for k, v in sums.items() if k not in ("loss_sum", "weight_sum", "correct_sum")},
             **extras,
         }
-        new_state = {**state, "step": state["step"] + 1, "params": new_params, "opt_state": opt_state}
+        new_state = {**state, **state_updates, "step": state["step"] + 1, "params": new_params,
+                     "opt_state": opt_state}
         return new_state, metrics
 
     return train_step
 
 
-def jit_train_step(train_step, shardings, mesh: Mesh):
+def jit_train_step(train_step, shardings, mesh: Mesh, extra_shardings: tuple = ()):
     batch_sh = {k: sharding.batch_sharding(mesh, leading_axes=1) for k in BATCH_KEYS}
-    return jax.jit(train_step, in_shardings=(shardings, batch_sh),
+    return jax.jit(train_step, in_shardings=(shardings, batch_sh, *extra_shardings),
                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
 
 
