@@ -1,0 +1,425 @@
+"""GLUE fine-tuning of every seed of a task at once: one compiled step, vmapped over seeds.
+
+The train state (params, AdamW state) has a leading seed axis; `jax.vmap` runs the per-seed step
+over it, so S seeds cost one dispatch per step and the matrix multiplies of all seeds are batched
+together. Each seed is a pure function of its seed number, whatever other seeds share the vmap:
+  * its own classifier head (and pooler, when the checkpoint has none), drawn from key(seed) with
+    Hugging Face's init (normal(initializer_range) kernel, zero bias);
+  * its own dropout: key(seed) folded with the step number;
+  * its own data order: a fresh permutation of the training set every epoch,
+    numpy default_rng([seed, epoch]), gathered on the host into [seeds, batch, length] arrays.
+So running seeds [0..9] together gives each seed the numbers it gets alone (tests check this).
+
+Protocol (DESIGN.md, HF run_glue): AdamW, linear decay to 0 over epochs * ceil(N / batch) steps,
+no warm-up, gradient clipping 1.0, loss = cross-entropy, or MSE for one label (STS-B), as
+BertForSequenceClassification. DESIGN.md names no weight decay, so the default is run_glue's
+(TrainingArguments.weight_decay = 0.0); it is configurable. No example is dropped: the last
+partial batch of an epoch is padded with zero-weight rows and the loss is the mean over real rows.
+
+Sparse checkpoints: every kernel / embedding with more than `sparse_threshold` exact zeros keeps
+its zero pattern as a mask; the params are masked after every update, so masked weights stay
+exactly 0. A seed whose loss turns non-finite is marked failed; under vmap the seeds never mix,
+so the others train on unaffected and the failed one is only left out at the end.
+
+Memory: params and AdamW state are multiplied by the seed count. For BERT-base (110M params)
+in float32 that is params + grads + Adam mu + nu = 4 x 440 MB = 1.76 GB per seed, about 18 GB
+for 10 seeds, before activations (see docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+import sparsity
+from jax_bert import model, optim
+from jax_bert.config import BertConfig
+
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+_HEAD_KEY, _DROPOUT_KEY = 0, 1  # fold_in tags: one per-seed stream for init, one for dropout
+SEED_AXIS = "seeds"
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Fine-tuning hyperparameters; defaults are the GLUE protocol of DESIGN.md / HF run_glue."""
+
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    epochs: int = 3
+    weight_decay: float = 0.0  # HF run_glue default (DESIGN.md does not set one)
+    warmup_steps: int = 0
+    clip: float = 1.0  # HF Trainer max_grad_norm
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    eval_batch_size: int = 128
+    sparse_threshold: float = 0.1  # a kernel/embedding with more exact zeros than this is masked
+
+    def __post_init__(self):
+        for name in ("batch_size", "epochs", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if not 0.0 <= self.sparse_threshold < 1.0:
+            raise ValueError(f"sparse_threshold must be in [0, 1), got {self.sparse_threshold}.")
+
+    def optimizer_config(self, total_steps: int) -> dict:
+        return dict(schedule="warmup_linear", learning_rate=float(self.learning_rate),
+                    warmup_steps=int(self.warmup_steps), total_steps=int(total_steps),
+                    weight_decay=float(self.weight_decay), clip=float(self.clip),
+                    b1=float(self.b1), b2=float(self.b2), eps=float(self.eps))
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return math.ceil(n_train / batch_size)
+
+
+def total_steps(n_train: int, hp: HParams) -> int:
+    return hp.epochs * steps_per_epoch(n_train, hp.batch_size)
+
+
+# ------------------------------------------------------------------ params, masks, sparsity
+
+def _path(key_path) -> str:
+    return sparsity.masks.path_str(key_path)
+
+
+def base_params(params: dict) -> dict:
+    """The checkpoint's BERT body (with its pooler if it has one); MLM / old classifier heads go."""
+    if "bert" not in params:
+        raise ValueError(f"params have no 'bert' subtree (top-level keys {sorted(params)}); load a "
+                         "BERT checkpoint with jax_bert.load_hf.")
+    return {"bert": params["bert"]}
+
+
+def find_masks(params, threshold: float = 0.1) -> dict[str, np.ndarray]:
+    """{path: bool keep-mask} for every kernel / embedding with more than `threshold` exact zeros."""
+    out = {}
+    for path, x in sparsity.named_leaves(params):
+        if path.rsplit("/", 1)[-1] in ("kernel", "embedding"):
+            x = np.asarray(x)
+            if x.size and np.mean(x == 0) > threshold:
+                out[path] = x != 0
+    return out
+
+
+def _is_body(path: str) -> bool:
+    return path.startswith(("bert/embeddings/", "bert/encoder/"))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _zero_counts(leaves, seed_axis: bool):
+    # One compiled reduction for the whole tree (eager per-leaf ops would each compile).
+    # int32 counts: BERT-base's body has 108M entries, far below 2**31.
+    return sum(jnp.sum(x == 0, axis=tuple(range(1 if seed_axis else 0, x.ndim)), dtype=jnp.int32)
+               for x in leaves)
+
+
+def body_sparsity(params, seed_axis: bool = False):
+    """Percent exact zeros over the BERT body (bert/embeddings + bert/encoder; no pooler or heads).
+
+    This is how the original project's 79.58% was counted (BertForMaskedLM's `bert` module has no
+    pooler); biases and LayerNorm params count as (usually nonzero) weights. With seed_axis, one
+    value per seed.
+    """
+    leaves = [x for path, x in sparsity.named_leaves(params) if _is_body(path)]
+    if not leaves:
+        raise ValueError("params have no bert/embeddings or bert/encoder leaves.")
+    size = sum(int(np.prod(x.shape[1:] if seed_axis else x.shape)) for x in leaves)
+    zeros = np.asarray(jax.device_get(_zero_counts(leaves, seed_axis)), np.float64)
+    return 100.0 * zeros / size
+
+
+def _normal(key, shape, std):
+    return std * jax.random.normal(key, shape, jnp.float32)
+
+
+def seed_heads(config: BertConfig, seed, with_pooler: bool) -> dict:
+    """One seed's new params: classifier (and pooler) with HF's init, from key(seed)."""
+    key = jax.random.fold_in(jax.random.key(seed), _HEAD_KEY)
+    k_cls, k_pool = jax.random.split(key)
+    H, std = config.hidden_size, config.initializer_range
+    heads = {"classifier": {"kernel": _normal(k_cls, (H, config.num_labels), std),
+                            "bias": jnp.zeros((config.num_labels,), jnp.float32)}}
+    if with_pooler:
+        heads["pooler"] = {"dense": {"kernel": _normal(k_pool, (H, H), std),
+                                     "bias": jnp.zeros((H,), jnp.float32)}}
+    return heads
+
+
+def _one_seed_params(config, base, seed):
+    heads = seed_heads(config, seed, "pooler" not in base["bert"])
+    bert = dict(base["bert"])
+    if "pooler" in heads:
+        bert["pooler"] = heads["pooler"]
+    return {"bert": bert, "classifier": heads["classifier"]}
+
+
+def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
+    """The masks as a pytree shaped like one seed's params (None for dense leaves)."""
+    shapes = jax.eval_shape(lambda b: _one_seed_params(config, b, 0), base)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: (jnp.asarray(flat_masks[_path(p)]) if _path(p) in flat_masks else None),
+        shapes)
+
+
+def seed_sharding(n_seeds: int, devices=None) -> NamedSharding | None:
+    """Seed axis split over a 1-D mesh when the device count divides the seeds; else None."""
+    devices = list(devices if devices is not None else jax.devices())
+    if len(devices) <= 1 or n_seeds % len(devices):
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), (SEED_AXIS,)), P(SEED_AXIS))
+
+
+def _place(tree, sharding):
+    return tree if sharding is None else jax.device_put(tree, sharding)
+
+
+# ------------------------------------------------------------------ the data order
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """This seed's permutation of the n training examples in this epoch."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def batch_indices(orders: np.ndarray, step_in_epoch: int, batch_size: int):
+    """(rows [S, B], weights [S, B]) of one step; past the end: row 0 with weight 0 (padding)."""
+    lo, hi = step_in_epoch * batch_size, (step_in_epoch + 1) * batch_size
+    rows = orders[:, lo:hi]
+    weights = np.ones(rows.shape, np.float32)
+    pad = batch_size - rows.shape[1]
+    if pad:
+        rows = np.concatenate([rows, np.zeros((len(rows), pad), rows.dtype)], axis=1)
+        weights = np.concatenate([weights, np.zeros((len(weights), pad), np.float32)], axis=1)
+    return rows, weights
+
+
+def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.ndarray) -> dict:
+    """Host-side numpy gather: {input_ids, attention_mask, token_type_ids, labels, weights}."""
+    batch = {k: np.asarray(data[k])[rows] for k in INPUT_KEYS + ("labels",)}
+    batch["weights"] = weights
+    return batch
+
+
+# ------------------------------------------------------------------ the compiled steps
+
+def weighted_loss(logits, labels, weights):
+    """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes."""
+    logits = logits.astype(jnp.float32)
+    if logits.shape[-1] == 1:
+        per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
+    else:
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
+    return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer(hp: HParams, steps: int) -> optax.GradientTransformation:
+    return optim.make_optimizer(hp.optimizer_config(steps))
+
+
+@functools.lru_cache(maxsize=16)
+def _train_step(config: BertConfig, hp: HParams, steps: int):
+    """The jitted step over all seeds (cached, so sequential single-seed runs compile once)."""
+    optimizer = _optimizer(hp, steps)
+
+    def one_seed(params, opt_state, batch, seed, step, masks, lr_scale):
+        dropout = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _DROPOUT_KEY), step)
+
+        def loss_fn(p):
+            logits = model.apply(config, p, *(batch[k] for k in INPUT_KEYS), head="classifier",
+                                 dropout_rng=dropout)
+            return weighted_loss(logits, batch["labels"], batch["weights"])
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # AdamW's update is linear in the lr (decoupled decay included), so scaling it is a
+        # per-seed learning rate (lr sweeps in one vmap; the NaN test uses it).
+        updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
+        params = sparsity.apply_masks(optax.apply_updates(params, updates), masks)
+        return params, opt_state, loss
+
+    def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr_scale):
+        params, opt_state, loss = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None, None, 0))(
+            params, opt_state, batch, seeds, step, masks, lr_scale)
+        return params, opt_state, bad | ~jnp.isfinite(loss), loss
+
+    # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
+    donate = () if jax.default_backend() == "cpu" else (0, 1, 2)
+    return jax.jit(step_fn, donate_argnums=donate)
+
+
+@functools.lru_cache(maxsize=16)
+def _init_fns(config: BertConfig, hp: HParams, steps: int):
+    optimizer = _optimizer(hp, steps)
+    params_fn = jax.jit(jax.vmap(functools.partial(_one_seed_params, config), in_axes=(None, 0)))
+    return params_fn, jax.jit(jax.vmap(optimizer.init))
+
+
+@functools.lru_cache(maxsize=16)
+def _predict_step(config: BertConfig):
+    def fn(params, batch):
+        return jax.vmap(lambda p: model.apply(config, p, *(batch[k] for k in INPUT_KEYS),
+                                              head="classifier"))(params)
+
+    return jax.jit(fn)
+
+
+def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, steps: int,
+               sharding=None):
+    """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key."""
+    params_fn, opt_init = _init_fns(config, hp, steps)
+    params = _place(params_fn(base, jnp.asarray(seeds, jnp.int32)), sharding)
+    return params, _place(opt_init(params), sharding)
+
+
+def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_size: int = 128,
+            sharding=None) -> np.ndarray:
+    """Logits [S, N, num_labels] of every example: the last batch is padded, then cut off."""
+    n = len(data["input_ids"])
+    fn = _predict_step(config)
+    out = []
+    for lo in range(0, n, batch_size):
+        rows = np.arange(lo, min(lo + batch_size, n))
+        padded = np.concatenate([rows, np.zeros(batch_size - len(rows), rows.dtype)])
+        batch = {k: np.asarray(data[k])[padded] for k in INPUT_KEYS}
+        out.append(np.asarray(fn(params, batch))[:, :len(rows)])
+    logits = (np.concatenate(out, axis=1) if out
+              else np.zeros((jax.tree.leaves(params)[0].shape[0], 0, config.num_labels)))
+    if logits.shape[1] != n:  # every example scored once, none dropped
+        raise AssertionError(f"scored {logits.shape[1]} examples, the split has {n}.")
+    return logits
+
+
+# ------------------------------------------------------------------ the loop
+
+@dataclasses.dataclass
+class SeedRuns:
+    """What fine-tuning every seed of a task produced (numpy, on the host)."""
+
+    seeds: tuple[int, ...]
+    failed: np.ndarray  # bool [S]: the loss became non-finite
+    errors: dict[int, str]  # seed -> why it failed
+    logits: dict[str, np.ndarray]  # split -> [S, N, num_labels]
+    final_loss: np.ndarray  # [S] train loss of the last step
+    loss_log: list[tuple[int, np.ndarray]]  # (step, losses [S]) at every logged step
+    sparsity: np.ndarray  # [S] percent zeros of the fine-tuned BERT body
+    steps: int
+    masked_tensors: int
+    train_seconds: float
+    params: dict | None = None  # final params with the seed axis, when keep_params=True
+
+
+def _check_data(data, name, num_labels, labelled: bool):
+    missing = [k for k in INPUT_KEYS + (("labels",) if labelled else ()) if k not in data]
+    if missing:
+        raise ValueError(f"{name}: tokenized data lacks {missing}; use glue.data.tokenize_task.")
+    if len(data["input_ids"]) == 0:
+        raise ValueError(f"{name}: no examples.")
+    if labelled and num_labels > 1:
+        y = np.asarray(data["labels"])
+        if np.any(y < 0) or np.any(y >= num_labels):
+            raise ValueError(f"{name}: labels must be class ids in [0, {num_labels}); got "
+                             f"{sorted(set(np.unique(y).tolist()))[:10]}.")
+
+
+def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
+             evals: Mapping[str, Mapping[str, np.ndarray]], seeds: Sequence[int],
+             hp: HParams = HParams(), *, num_labels: int | None = None, lr_scale=None,
+             use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
+             keep_params: bool = False) -> SeedRuns:
+    """Fine-tune one task for every seed at once; return every split's logits per seed.
+
+    config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
+    train: tokenized training split (glue.data.tokenize_task); evals: {split: tokenized split},
+    every example of which is scored (validation and test splits alike).
+    num_labels: the task's label count (default config.num_labels); 1 = regression.
+    lr_scale: optional [S] multipliers of the learning rate, one per seed.
+    progress: None, or a callable(steps_done, loss_mean, n_ok) called every `log_every` steps.
+    sharding: 'auto' splits the seed axis over the devices when their count divides it.
+    """
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("finetune needs at least one seed.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}.")
+    config = config.replace(num_labels=int(num_labels or config.num_labels))
+    _check_data(train, "train", config.num_labels, True)
+    for split, d in evals.items():
+        _check_data(d, split, config.num_labels, False)
+    n_seeds, n_train = len(seeds), len(train["input_ids"])
+    spe = steps_per_epoch(n_train, hp.batch_size)
+    steps = hp.epochs * spe
+    base = base_params(params)
+    flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
+    masks = masks_tree(config, base, flat_masks)
+    if sharding == "auto":
+        sharding = seed_sharding(n_seeds)
+    scale = np.ones(n_seeds, np.float32) if lr_scale is None else np.asarray(lr_scale, np.float32)
+    if scale.shape != (n_seeds,):
+        raise ValueError(f"lr_scale must have one value per seed ({n_seeds}), got {scale.shape}.")
+
+    t0 = time.perf_counter()
+    state_params, opt_state = init_seeds(config, base, seeds, hp, steps, sharding)
+    step_fn = _train_step(config, hp, steps)
+    seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
+    scale = _place(jnp.asarray(scale), sharding)
+    bad = _place(jnp.zeros(n_seeds, bool), sharding)
+    first_bad = {}
+    loss_log = []
+    loss = None
+    for step in range(steps):
+        epoch, within = divmod(step, spe)
+        if within == 0:
+            orders = np.stack([epoch_order(n_train, s, epoch) for s in seeds])
+        rows, weights = batch_indices(orders, within, hp.batch_size)
+        batch = _place(gather_batch(train, rows, weights), sharding)
+        state_params, opt_state, bad, loss = step_fn(
+            state_params, opt_state, bad, batch, seed_arr, jnp.asarray(step, jnp.int32), masks,
+            scale)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            # The only host sync of the loop: a loss for the log / progress bar.
+            host_loss, host_bad = jax.device_get((loss, bad))
+            loss_log.append((step + 1, host_loss))
+            for i in np.flatnonzero(host_bad):
+                first_bad.setdefault(seeds[i], step + 1)
+            if progress is not None:
+                ok = np.isfinite(host_loss)
+                progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
+                         int((~host_bad).sum()))
+    logits = {split: predict(config, state_params, d, hp.eval_batch_size)
+              for split, d in evals.items()}
+    failed = np.asarray(jax.device_get(bad)).copy()
+    errors = {}
+    for i, s in enumerate(seeds):
+        nonfinite_out = any(not np.all(np.isfinite(l[i])) for l in logits.values())
+        if failed[i]:
+            errors[s] = (f"training loss became non-finite (nan/inf) by step {first_bad[s]} of "
+                         f"{steps}; the run diverged")
+        elif nonfinite_out:
+            failed[i] = True
+            errors[s] = "predictions are non-finite (nan/inf); the run diverged"
+    seconds = time.perf_counter() - t0
+    return SeedRuns(
+        seeds=seeds, failed=failed, errors=errors, logits=logits,
+        final_loss=np.asarray(jax.device_get(loss)), loss_log=loss_log,
+        sparsity=body_sparsity(state_params, seed_axis=True), steps=steps,
+        masked_tensors=len(flat_masks), train_seconds=seconds,
+        params=state_params if keep_params else None)
+
+
+def predictions(logits: np.ndarray, num_labels: int) -> np.ndarray:
+    """Class ids (argmax) or, for regression, the scores, from [..., N, num_labels] logits."""
+    logits = np.asarray(logits)
+    return logits[..., 0].astype(np.float64) if num_labels == 1 else np.argmax(logits, axis=-1)
