@@ -4,7 +4,7 @@
     python scripts/pretrain.py --config configs/tiny_rigl.py --workdir runs/tiny_rigl
 
 Distils from the tiny dense run in runs/tiny (same tokenizer: it is read from the teacher's work
-directory), 80.0% of all parameters zero, RigL every 25 steps. On a 2-core CPU about 4 minutes; the
+directory), 80.0% of all parameters zero, RigL every 25 steps. On a 2-core CPU about 5 minutes; the
 loss falls and the final evaluation prints a perplexity a little above the dense teacher's.
 """
 import os

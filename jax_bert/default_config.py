@@ -56,10 +56,15 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def load_sibling(config_file: str, name: str):
-    """Another config file of the same folder as a module (config files build on each other)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name + ".py")
+def load_config_file(path: str):
+    """A config file (Python, with get_config()) as a module."""
+    name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_sibling(config_file: str, name: str):
+    """Another config file of the same folder as a module (config files build on each other)."""
+    return load_config_file(os.path.join(os.path.dirname(os.path.abspath(config_file)), name + ".py"))
