@@ -35,6 +35,7 @@ state.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Mapping
 
@@ -108,12 +109,19 @@ def _reader(directory: str | os.PathLike, state_handler=None) -> ocp.CheckpointM
             f"No checkpoint found in {_absolute(directory)!r}: the directory does not exist. "
             "Check the path, or start training without restoring."
         )
-    return ocp.CheckpointManager(
-        _absolute(directory),
-        options=ocp.CheckpointManagerOptions(read_only=True),
-        item_names=_ITEMS,
-        item_handlers=_item_handlers(state_handler or ocp.StandardCheckpointHandler()),
-    )
+    # A read-only manager warns that it will not save; that is the point, so keep it quiet.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        return ocp.CheckpointManager(
+            _absolute(directory),
+            options=ocp.CheckpointManagerOptions(read_only=True),
+            item_names=_ITEMS,
+            item_handlers=_item_handlers(state_handler or ocp.StandardCheckpointHandler()),
+        )
+    finally:
+        absl_logger.setLevel(level)
 
 
 def _to_json(name: str, value: Mapping[str, Any]) -> dict:
