@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Sequence
 
 import ml_collections
-import numpy as np
 
 from glue import data as glue_data
 from glue import finetune, metrics, report

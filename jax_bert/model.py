@@ -4,7 +4,7 @@ Param tree (names mirror Hugging Face's so conversion is a rename plus a transpo
 
     bert/embeddings/{word,position,token_type}_embeddings/embedding, bert/embeddings/LayerNorm/{scale,bias}
     bert/encoder/layer_N/...   or, with scan_layers, bert/encoder/layers/... with a leading layer axis
-        attention/{query,key,value}/{kernel,bias}, attention/output/dense, attention/output/LayerNorm,
+        attention/self/{query,key,value}/{kernel,bias}, attention/output/dense, attention/output/LayerNorm,
         intermediate/dense, output/dense, output/LayerNorm
     bert/pooler/dense                       (classifier models only; HF's BertForMaskedLM has no pooler)
     mlm/transform/dense, mlm/transform/LayerNorm, mlm/bias   (decoder tied to word_embeddings)

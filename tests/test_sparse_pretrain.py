@@ -49,7 +49,7 @@ def _final_state(workdir):
 
 
 def _initial_masks(config, workdir):
-    from jax_bert import data, model, train
+    from jax_bert import data, model
     from jax_bert.config import BertConfig
 
     tok = data.get_tokenizer(config.tokenizer.name)
