@@ -168,3 +168,13 @@ def test_unknown_config_key_is_refused_by_the_script(tmp_path):
                           "--workdir", str(tmp_path)], env=_env(1), capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "stepz" in out.stderr
+
+
+def test_bf16_remat_scan_switches_train_like_float32(straight_run, cache_dir, tmp_path):
+    straight_dir, _ = straight_run
+    config = tiny_config(cache_dir, steps=3)
+    config.model.update(dtype="bfloat16", remat=True, scan_layers=True)
+    result = pretrain.run(config, str(tmp_path / "bf16"))
+    ours, reference = losses(str(tmp_path / "bf16")), losses(straight_dir)
+    np.testing.assert_allclose([ours[s] for s in (1, 2, 3)], [reference[s] for s in (1, 2, 3)], rtol=2e-2)
+    assert np.isfinite(result["eval_loss"])
