@@ -16,3 +16,12 @@ _CACHE_DIR = os.environ.get(
 jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One tokenised-corpus cache (and shared tokenizer) for every pretraining test."""
+    return str(tmp_path_factory.mktemp("pretrain_cache"))

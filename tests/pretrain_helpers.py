@@ -31,6 +31,23 @@ def tiny_config(cache_dir: str, **train_overrides):
     return c
 
 
+def subprocess_env(devices: int = 1) -> dict:
+    """Environment of a child process with `devices` CPU devices (set before it imports jax)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def run_in_subprocess(workdir: str, cache_dir: str, overrides: dict, devices: int = 1):
+    """Pretrains tiny_config(cache_dir) + overrides ("a.b": value) in a child process."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), workdir, cache_dir, json.dumps(overrides)],
+                         env=subprocess_env(devices), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
 def losses(workdir: str) -> dict[int, float]:
     """step -> training loss, from metrics.jsonl."""
     from jax_bert.metrics_writer import read_jsonl

@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from jax_bert import checkpoint, data, pretrain
-from pretrain_helpers import ROOT, losses, tiny_config
+from pretrain_helpers import ROOT, losses, run_in_subprocess, subprocess_env, tiny_config
 
 HELPER = os.path.join(ROOT, "tests", "pretrain_helpers.py")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("blocks_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +19,6 @@ def straight_run(tmp_path_factory, cache_dir):
     workdir = str(tmp_path_factory.mktemp("straight"))
     result = pretrain.run(tiny_config(cache_dir), workdir)
     return workdir, result
-
-
-def _env(devices: int = 1) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
-
-
-def _subprocess_run(workdir, cache_dir, overrides, devices=1):
-    out = subprocess.run([sys.executable, HELPER, workdir, cache_dir, json.dumps(overrides)],
-                         env=_env(devices), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
 
 
 def test_loss_falls_and_eval_scores_every_block(straight_run, cache_dir):
@@ -78,7 +60,7 @@ def _leaves(tree):
 def test_eight_device_mesh_matches_one_device(straight_run, cache_dir, tmp_path):
     straight_dir, _ = straight_run
     workdir = str(tmp_path / "mesh")
-    _subprocess_run(workdir, cache_dir, {"mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2, "train.steps": 8},
+    run_in_subprocess(workdir, cache_dir, {"mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2, "train.steps": 8},
                     devices=8)
     one, eight = losses(straight_dir), losses(workdir)
     np.testing.assert_allclose([eight[s] for s in range(1, 9)], [one[s] for s in range(1, 9)], rtol=1e-5)
@@ -110,7 +92,7 @@ def test_two_processes_match_one_process(straight_run, cache_dir, tmp_path):
         overrides = {"distributed.initialize": "yes", "distributed.coordinator_address": f"127.0.0.1:{port}",
                      "distributed.num_processes": 2, "distributed.process_id": pid}
         procs.append(subprocess.Popen([sys.executable, HELPER, workdir, cache_dir, json.dumps(overrides)],
-                                      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                                      env=subprocess_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
@@ -165,7 +147,7 @@ def test_hub_dataset_offline_suggests_local_files(cache_dir, tmp_path, monkeypat
 def test_unknown_config_key_is_refused_by_the_script(tmp_path):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "pretrain.py"), "--config",
                           os.path.join(ROOT, "configs", "tiny.py"), "--config.train.stepz=3",
-                          "--workdir", str(tmp_path)], env=_env(1), capture_output=True, text=True, timeout=120)
+                          "--workdir", str(tmp_path)], env=subprocess_env(1), capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "stepz" in out.stderr
 

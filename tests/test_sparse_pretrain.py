@@ -1,9 +1,6 @@
 """Sparse pretraining in the engine: static masks and RigL keep exact zeros and exact density,
 distillation from a teacher work directory, mesh equivalence, export, and the errors before compiling."""
-import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -12,14 +9,7 @@ import pytest
 import jax_bert
 import sparsity
 from jax_bert import checkpoint, pretrain, sparse_training
-from pretrain_helpers import ROOT, losses, tiny_config
-
-HELPER = os.path.join(ROOT, "tests", "pretrain_helpers.py")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("sparse_cache"))
+from pretrain_helpers import losses, run_in_subprocess, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +117,7 @@ def test_sparse_rigl_on_eight_devices_matches_one(cache_dir, tmp_path):
     overrides = {"sparsity.enabled": True, "sparsity.overall": 0.6, "sparsity.rigl.enabled": True,
                  "sparsity.rigl.update_freq": 2, "sparsity.rigl.start": 2, "train.steps": 6,
                  "mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2}
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-               XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    out = subprocess.run([sys.executable, HELPER, str(tmp_path / "eight"), cache_dir, json.dumps(overrides)],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_in_subprocess(str(tmp_path / "eight"), cache_dir, overrides, devices=8)
     one, eight = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
     np.testing.assert_allclose([eight[s] for s in range(1, 7)], [one[s] for s in range(1, 7)], rtol=1e-5)
     _, m1, _ = _final_state(str(tmp_path / "one"))
