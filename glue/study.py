@@ -141,7 +141,7 @@ def _loss_curves_png(out: Path, path: Path) -> None:
         rows = [r for r in read_jsonl(str(out / stage / "metrics.jsonl")) if "train/loss" in r]
         ax.plot([r["step"] for r in rows], [r["train/loss"] for r in rows], label=ROW_NAMES[stage])
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (nats; distillation objective for the KD rows)")
+    ax.set_ylabel("training loss, nats (KD rows: KD objective)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
