@@ -56,12 +56,38 @@ def is_update_step(step, *, freq: int, start: int, end: int | None = None):
     return ok
 
 
+def _order_keys(scores):
+    """uint32 keys with the order of the float32 scores (-0.0 counted as +0.0)."""
+    bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32) + 0.0, jnp.int32)
+    flipped = jnp.where(bits >= 0, bits ^ jnp.int32(-2**31), ~bits)
+    return jax.lax.bitcast_convert_type(flipped, jnp.uint32)
+
+
+def _rank_below_row(scores, k):
+    """Bool [n]: positions whose rank in ascending, index-stable order of scores is < k.
+
+    No sort: a bisection over the 2**32 key values finds the k-th smallest score in 32 counting
+    passes (XLA's CPU sort is single-threaded and was most of a RigL step), then ties at that
+    value are broken by the lowest index with a cumulative sum.
+    """
+    keys = _order_keys(scores)
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        enough = jnp.sum(keys <= mid, dtype=jnp.int32) >= k
+        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+    threshold, _ = jax.lax.fori_loop(0, 32, halve, (jnp.uint32(0), jnp.uint32(2**32 - 1)))
+    below = keys < threshold
+    at = keys == threshold
+    room = k - jnp.sum(below, dtype=jnp.int32)
+    return below | (at & (jnp.cumsum(at, dtype=jnp.int32) <= room))
+
+
 def _rank_below(scores, k):
     """Bool [B, n]: positions whose rank in ascending, index-stable order of scores is < k[b]."""
-    n = scores.shape[-1]
-    order = jnp.argsort(scores, axis=-1, stable=True)
-    take = jnp.arange(n, dtype=jnp.int32)[None, :] < k[:, None]
-    return jax.vmap(lambda o, t: jnp.zeros((n,), bool).at[o].set(t))(order, take)
+    return jax.vmap(_rank_below_row)(scores, k)
 
 
 @functools.partial(jax.jit, static_argnums=4)
