@@ -99,7 +99,7 @@ class SelfAttention(nn.Module):
         mask = attention_mask[:, None, None, :].astype(bool)  # [batch, heads, q, k]: padding keys off
         dropout = cfg.attention_probs_dropout_prob
         if self.deterministic or dropout == 0.0:
-            # The fused path (cuDNN flash attention on GPU when shapes allow it).
+            # jax.nn.dot_product_attention: JAX picks the implementation (XLA today; cuDNN may be requested).
             out = jax.nn.dot_product_attention(q, k, v, mask=mask)
         else:
             # jax.nn.dot_product_attention has no dropout on the probabilities, which BERT trains with.
