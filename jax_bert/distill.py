@@ -55,9 +55,7 @@ def load_teacher(path: str, **compute) -> tuple[BertConfig, dict]:
             raise ValueError(f"teacher {path!r}: {e}. To get a teacher, {HOW_TO_GET_A_TEACHER}.") from e
     else:
         raise ValueError(f"teacher {path!r} does not exist. To get one, {HOW_TO_GET_A_TEACHER}.")
-    if "mlm" not in params:
-        raise ValueError(f"teacher {path!r} has no MLM head; a teacher must be a masked-LM checkpoint.")
-    params = {"bert": {k: v for k, v in params["bert"].items() if k != "pooler"}, "mlm": params["mlm"]}
+    params = model.mlm_params(params, f"teacher {path!r}")
     return config, match_layout(params, config.scan_layers, config.num_hidden_layers)
 
 

@@ -283,6 +283,14 @@ class Bert(nn.Module):
         raise ValueError(f"unknown head {self.head!r}; use one of {HEADS}")
 
 
+def mlm_params(params: dict, source: str) -> dict:
+    """The params a masked-LM model uses (`bert/` without the pooler, and `mlm/`) out of any
+    checkpoint's tree; a checkpoint without an MLM head is refused, naming `source`."""
+    if "mlm" not in params:
+        raise ValueError(f"{source} has no MLM head; a BertForMaskedLM or BertForPreTraining checkpoint is needed.")
+    return {"bert": {k: v for k, v in params["bert"].items() if k != "pooler"}, "mlm": params["mlm"]}
+
+
 def _dummy_inputs(config: BertConfig):
     ids = jnp.zeros((1, min(8, config.max_position_embeddings)), jnp.int32)
     return ids, jnp.ones_like(ids), jnp.zeros_like(ids)

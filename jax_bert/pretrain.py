@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 import sparsity
-from jax_bert import checkpoint, data, distill, hf_io, masking, optim, sharding, sparse_training, train
+from jax_bert import checkpoint, data, distill, hf_io, masking, model, optim, sharding, sparse_training, train
 from jax_bert.config import BertConfig
 from jax_bert.layers_tree import match_layout
 from jax_bert.metrics_writer import MetricsWriter
@@ -89,11 +89,7 @@ def model_config_for(config, tokenizer) -> tuple[BertConfig, dict | None]:
     overrides = {k: config.model[k] for k in ("dtype", "remat", "scan_layers")}
     if config.init_from_hf:
         model_config, params = hf_io.load_hf(config.init_from_hf, **overrides)
-        params = {k: v for k, v in params.items() if k in ("bert", "mlm")}
-        params["bert"].pop("pooler", None)
-        if "mlm" not in params:
-            raise ValueError(f"{config.init_from_hf} has no MLM head; pretraining needs a BertForMaskedLM "
-                             f"or BertForPreTraining checkpoint.")
+        params = model.mlm_params(params, f"init_from_hf {config.init_from_hf}")
     else:
         fields = config.model.to_dict()
         if not fields.get("vocab_size"):

@@ -160,3 +160,31 @@ def test_bf16_remat_scan_switches_train_like_float32(straight_run, cache_dir, tm
     ours, reference = losses(str(tmp_path / "bf16")), losses(straight_dir)
     np.testing.assert_allclose([ours[s] for s in (1, 2, 3)], [reference[s] for s in (1, 2, 3)], rtol=2e-2)
     assert np.isfinite(result["eval_loss"])
+
+
+def test_init_from_a_hugging_face_checkpoint(cache_dir, tmp_path):
+    import transformers
+
+    import jax_bert
+
+    config = tiny_config(cache_dir, steps=1, export_hf=True)
+    vocab = len(data.get_tokenizer(config.tokenizer.name))
+    hf_config = transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                        intermediate_size=64, max_position_embeddings=32)
+    transformers.BertForMaskedLM(hf_config).save_pretrained(tmp_path / "start")
+    config.init_from_hf = str(tmp_path / "start")
+    config.optim.learning_rate = 1e-9
+    pretrain.run(config, str(tmp_path / "run"))
+    _, start = jax_bert.load_hf(str(tmp_path / "start"))
+    _, after = jax_bert.load_hf(str(tmp_path / "run" / "hf"))
+    from jax_bert import hf_io
+
+    a, b = hf_io._flatten(start), hf_io._flatten(after)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+
+    transformers.BertModel(hf_config).save_pretrained(tmp_path / "no_head")
+    config.init_from_hf = str(tmp_path / "no_head")
+    with pytest.raises(ValueError, match="no_head has no MLM head"):
+        pretrain.run(config, str(tmp_path / "run2"))
