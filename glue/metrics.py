@@ -66,22 +66,22 @@ def _constant(x) -> bool:
     return bool(np.all(x == x[0]))
 
 
-def pearson(predictions, labels) -> float:
-    """Pearson r in float64; nan if either input is constant (as scipy.stats.pearsonr)."""
+def _correlation(statistic, predictions, labels) -> float:
     p, y = _pair(predictions, labels)
     p, y = p.astype(np.float64), y.astype(np.float64)
     if len(p) < 2 or _constant(p) or _constant(y):
         return float("nan")
-    return float(stats.pearsonr(p, y)[0])
+    return float(statistic(p, y)[0])
+
+
+def pearson(predictions, labels) -> float:
+    """Pearson r in float64; nan if either input is constant (as scipy.stats.pearsonr)."""
+    return _correlation(stats.pearsonr, predictions, labels)
 
 
 def spearman(predictions, labels) -> float:
     """Spearman rho (average ranks for ties); nan if either input is constant (as scipy)."""
-    p, y = _pair(predictions, labels)
-    p, y = p.astype(np.float64), y.astype(np.float64)
-    if len(p) < 2 or _constant(p) or _constant(y):
-        return float("nan")
-    return float(stats.spearmanr(p, y)[0])
+    return _correlation(stats.spearmanr, predictions, labels)
 
 
 _FUNCTIONS = {

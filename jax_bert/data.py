@@ -156,6 +156,15 @@ def _hash(obj: Any) -> str:
 # ----------------------------------------------------------------------------- documents
 
 
+def _checked_index(i: int, n: int) -> int:
+    """A sequence index made non-negative; IndexError outside [-n, n)."""
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(i)
+    return i
+
+
 class _Concat(collections.abc.Sequence):
     """Several sized sequences of documents read one after another, without copying."""
 
@@ -169,10 +178,7 @@ class _Concat(collections.abc.Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+        i = _checked_index(i, len(self))
         k = int(np.searchsorted(self._ends, i, side="right"))
         return self._parts[k][i - (self._ends[k - 1] if k else 0)]
 
@@ -192,10 +198,7 @@ class _ArrowText(collections.abc.Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+        i = _checked_index(i, len(self))
         return self._ds[self._start + i][self._column]
 
     def __iter__(self) -> Iterator[str]:
