@@ -161,6 +161,15 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
+def _to_host(tree):
+    """Whole arrays on the host, also when they are sharded over other processes' devices
+    (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return jax.tree.map(lambda x: None if x is None else multihost_utils.process_allgather(x, tiled=True),
+                        tree, is_leaf=lambda x: x is None)
+
+
 def _check_finite(step: int, metrics: dict) -> None:
     bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
     if bad:
@@ -233,13 +242,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     eval_step = train.make_eval_step(model_config, shardings["params"], mesh)
     writer = MetricsWriter(workdir, enabled=is_main)
     n_params = train.count_params(abstract["params"])
+    if sparse is not None:  # every process takes part in the gather; process 0 reports
+        table, stats = sparse_training.export_summary(_to_host(state["params"]), _to_host(state["masks"]))
     if is_main:
         log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
                  f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
                  dict(mesh.shape))
         if sparse is not None:
-            table, stats = sparse_training.export_summary(jax.device_get(state["params"]),
-                                                          jax.device_get(state["masks"]))
             log.info("sparsity at step %d:\n%s", start, table)
             writer.scalars(start, {"overall_sparsity": stats.overall.sparsity}, prefix="sparsity/")
             writer.image(start, "sparsity/density_per_tensor", sparsity.density_chart(stats))
@@ -308,9 +317,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 result.update(final_eval)
                 if is_main:
                     _write_json_atomic(os.path.join(workdir, "eval_results.json"), {"step": step, **final_eval})
-            if is_main and t.export_hf:
-                params = jax.device_get(state["params"])  # masked-off weights are exact zeros
-                hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
+            if t.export_hf:
+                params = _to_host(state["params"])  # masked-off weights are exact zeros
+                if is_main:
+                    hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
         checkpoint.wait(manager)
     writer.close()
     result["step"] = step

@@ -89,8 +89,10 @@ def test_two_processes_match_one_process(straight_run, cache_dir, tmp_path):
     port = _free_port()
     procs = []
     for pid in range(2):
+        # fsdp over the two processes: params are sharded across them, so the export must gather.
         overrides = {"distributed.initialize": "yes", "distributed.coordinator_address": f"127.0.0.1:{port}",
-                     "distributed.num_processes": 2, "distributed.process_id": pid}
+                     "distributed.num_processes": 2, "distributed.process_id": pid,
+                     "mesh.data": 1, "mesh.fsdp": 2, "train.export_hf": True}
         procs.append(subprocess.Popen([sys.executable, HELPER, workdir, cache_dir, json.dumps(overrides)],
                                       env=subprocess_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for p in procs:
@@ -98,6 +100,12 @@ def test_two_processes_match_one_process(straight_run, cache_dir, tmp_path):
         assert p.returncode == 0, err[-3000:]
     np.testing.assert_allclose([losses(workdir)[s] for s in range(1, 9)],
                                [losses(straight_dir)[s] for s in range(1, 9)], rtol=1e-5)
+    import jax_bert
+
+    _, exported = jax_bert.load_hf(os.path.join(workdir, "hf"))
+    final = checkpoint.restore_params_only(os.path.join(workdir, "checkpoints"), 8)
+    np.testing.assert_array_equal(exported["bert"]["embeddings"]["word_embeddings"]["embedding"],
+                                  final["bert"]["embeddings"]["word_embeddings"]["embedding"])
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(cache_dir, tmp_path):
