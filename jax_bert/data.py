@@ -10,7 +10,7 @@ A plain dict or an `ml_collections.ConfigDict` with these fields (unknown fields
                          hub: Hugging Face datasets, listed in `datasets`.
                          files: local files matched by `files`.
   datasets             (hub) a list of {name, config=None, split='train', text_column='text',
-                         revision=None}. The real runs use
+                         revision=None}, or of "name" / "name:config" strings. The real runs use
                            {name: 'wikimedia/wikipedia', config: '20231101.en'} and
                            {name: 'bookcorpus/bookcorpus'} (the former 'bookcorpus'; the hub
                            serves it as a loading script, which recent `datasets` releases no
@@ -116,7 +116,11 @@ def normalize_spec(spec: Any) -> dict:
     out["files"] = list(out["files"])
     hub = []
     for entry in out["datasets"]:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+        if isinstance(entry, str):  # "name" or "name:config" (the command-line form)
+            name, _, config = entry.partition(":")
+            entry = {"name": name, "config": config or None}
+        else:
+            entry = dict(entry)
         bad = set(entry) - set(_HUB_DEFAULTS)
         if bad:
             raise ValueError(f"unknown field(s) {sorted(bad)} in hub dataset {entry}; "

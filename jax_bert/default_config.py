@@ -20,7 +20,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     # The corpus: see jax_bert/data.py for every field.
     c.data = ml_collections.ConfigDict({
-        "source": "offline", "datasets": [], "files": [], "text_column": "text",
+        # Tuples, so that the command line can set them: --config.data.files=/data/*.parquet (repeat the
+        # flag for several globs), --config.data.datasets=wikimedia/wikipedia:20231101.en
+        "source": "offline", "datasets": (), "files": (), "text_column": "text",
         "txt_documents": "paragraph", "validation_fraction": 0.05, "max_documents": 0,
     })
     c.data_cache_dir = ""  # tokenised blocks; '' = ~/.cache/jax_sparse_bert

@@ -21,8 +21,9 @@ from jax_bert.layers_tree import match_layout
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     # Each teacher: {"path": our work directory, or a Hugging Face BERT directory / hub name,
-    # "weight": 1.0}. Empty: no distillation.
-    c.teachers = []
+    # "weight": 1.0}, or just the path. Empty: no distillation. A tuple, so that the command line can
+    # set it: --config.distill.teachers=runs/bert_1mi (repeat the flag for several teachers).
+    c.teachers = ()
     c.factor = 1.0  # weight of the teacher's distribution in the target (1 - factor: the one-hot label)
     c.factor_end = -1.0  # >= 0: decay linearly from `factor` to this over training
     c.temperature = 1.0
@@ -62,6 +63,7 @@ def load_teacher(path: str, **compute) -> tuple[BertConfig, dict]:
 @dataclasses.dataclass
 class Distillation:
     config: Any
+    teachers: list  # [{"path", "weight"}]
     teacher_configs: list
     teacher_params: list  # global arrays on teacher_shardings
     teacher_shardings: list
@@ -71,11 +73,12 @@ class Distillation:
     def from_config(cls, cfg, student: BertConfig, mesh, total_steps: int) -> "Distillation | None":
         if not cfg.teachers:
             return None
+        teachers = [{"path": t, "weight": 1.0} if isinstance(t, str) else dict(t) for t in cfg.teachers]
         if not 0.0 <= cfg.factor <= 1.0 or cfg.temperature <= 0:
             raise ValueError(f"distill.factor must be in [0, 1] and distill.temperature > 0, got "
                              f"{cfg.factor}, {cfg.temperature}.")
         configs, params, shardings = [], [], []
-        for teacher in cfg.teachers:
+        for teacher in teachers:
             t_cfg, t_params = load_teacher(teacher["path"], dtype=cfg.teacher_dtype, scan_layers=student.scan_layers)
             if t_cfg.vocab_size != student.vocab_size:
                 raise ValueError(f"teacher {teacher['path']!r} has a vocabulary of {t_cfg.vocab_size} tokens but "
@@ -86,7 +89,7 @@ class Distillation:
             configs.append(t_cfg)
             params.append(train.host_to_global(t_params, sh))
             shardings.append(sh)
-        return cls(cfg, configs, params, shardings, total_steps)
+        return cls(cfg, teachers, configs, params, shardings, total_steps)
 
     def _schedule(self, start, end, step):
         if end is None or end < 0:
@@ -94,7 +97,7 @@ class Distillation:
         return losses.linear_decay(start, end, step, self.total_steps)
 
     def loss_fn(self, student: BertConfig):
-        weights = [float(t.get("weight", 1.0)) for t in self.config.teachers]
+        weights = [float(t.get("weight", 1.0)) for t in self.teachers]
         c = self.config
 
         def fn(params, micro, dropout_rng, step, teacher_params):

@@ -30,7 +30,7 @@ def default_config() -> ml_collections.ConfigDict:
     # (`overall`): then the per-tensor level is solved so that 80% means 80.0% of every parameter.
     c.level = 0.8
     c.overall = -1.0  # >= 0 switches to the overall form
-    c.include = [ENCODER_KERNELS, WORD_EMBEDDINGS]  # regexes over "/"-joined param paths
+    c.include = (ENCODER_KERNELS, WORD_EMBEDDINGS)  # regexes over "/"-joined param paths
     c.seed = 0
     c.rigl = ml_collections.ConfigDict({
         "enabled": False,

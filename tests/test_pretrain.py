@@ -196,3 +196,19 @@ def test_init_from_a_hugging_face_checkpoint(cache_dir, tmp_path):
     config.init_from_hf = str(tmp_path / "no_head")
     with pytest.raises(ValueError, match="no_head has no MLM head"):
         pretrain.run(config, str(tmp_path / "run2"))
+
+
+def test_data_files_from_the_command_line(tmp_path):
+    """--config.data.files=GLOB (a tuple field, so the command line can set it) end to end."""
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    rng = np.random.default_rng(0)
+    (tmp_path / "a.txt").write_text("\n\n".join(" ".join(rng.choice(words, 40)) for _ in range(120)))
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "pretrain.py"), "--config", os.path.join(ROOT, "configs", "tiny.py"),
+         "--workdir", str(tmp_path / "w"), "--config.data.source=files", f"--config.data.files={tmp_path}/*.txt",
+         "--config.train.steps=2", "--config.tokenizer.vocab_size=100", f"--config.data_cache_dir={tmp_path}/cache",
+         "--config.train.progress_bar=False", "--config.model.num_hidden_layers=1", "--config.train.seq_len=32",
+         "--config.train.global_batch_size=4"],
+        env=subprocess_env(1), capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.load(open(tmp_path / "w" / "eval_results.json"))["step"] == 2
