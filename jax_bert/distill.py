@@ -115,7 +115,8 @@ class Distillation:
                 scale_by_t2=c.scale_by_t2, student_temperature=c.student_temperature,
                 teacher_weights=weights if len(weights) > 1 else None)
             mlm = losses.mlm_loss(logits, micro["masked_labels"], micro["masked_weights"])
-            # The logged `loss` is the distillation objective; `mlm_loss_sum` keeps plain MLM visible.
+            # The logged `loss` is the distillation objective; `mlm_loss` (this sum over the masked
+            # tokens, logged as a mean) keeps plain MLM visible.
             return sums["loss_sum"], {**sums, "mlm_loss_sum": mlm["loss_sum"]}
 
         return fn

@@ -60,6 +60,14 @@ def init_state(model_config: BertConfig, optimizer, seed: int, shardings, params
     return jax.jit(make, in_shardings=(shardings["params"],), out_shardings=out)(params)
 
 
+def mlm_sums(model_config: BertConfig, params, batch, dropout_rng=None) -> dict:
+    """MLM loss sums of one batch, logits only at the masked positions (dropout iff a rng is given)."""
+    logits = model.apply(model_config, params, batch["input_ids"], batch["attention_mask"],
+                         batch["token_type_ids"], masked_positions=batch["masked_positions"],
+                         dropout_rng=dropout_rng)
+    return losses.mlm_loss(logits, batch["masked_labels"], batch["masked_weights"])
+
+
 def _tree_add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
@@ -78,10 +86,7 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
 
     def mlm_loss_fn(params, micro, dropout_rng, step):
         del step
-        logits = model.apply(model_config, params, micro["input_ids"], micro["attention_mask"],
-                             micro["token_type_ids"], masked_positions=micro["masked_positions"],
-                             dropout_rng=dropout_rng)
-        sums = losses.mlm_loss(logits, micro["masked_labels"], micro["masked_weights"])
+        sums = mlm_sums(model_config, params, micro, dropout_rng)
         return sums["loss_sum"], sums
 
     loss_fn = loss_fn or mlm_loss_fn
@@ -99,9 +104,9 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
 
         accum = batch["input_ids"].shape[0]
         zero_grads = jax.tree.map(jnp.zeros_like, params)
+        first_micro = jax.tree.map(lambda x: x[0], batch)
         zero_sums = jax.tree.map(lambda x: jnp.zeros((), jnp.float32),
-                                 jax.eval_shape(lambda: grad_fn(params, jax.tree.map(lambda x: x[0], batch),
-                                                                step_rng, state["step"], *extra)[0][1]))
+                                 jax.eval_shape(loss_fn, params, first_micro, step_rng, state["step"], *extra)[1])
         (grads, sums), _ = jax.lax.scan(micro_step, (zero_grads, zero_sums), (batch, jnp.arange(accum)))
         denominator = jnp.maximum(sums["weight_sum"], 1.0)
         grads = jax.tree.map(lambda g: g / denominator, grads)
@@ -118,7 +123,9 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
             "grad_norm": optax.global_norm(grads),
             "learning_rate": hyper["learning_rate"],
             "b1": hyper["b1"],
-            **{k: v for k, v in sums.items() if k not in ("loss_sum", "weight_sum", "correct_sum")},
+            # Further per-token sums of a loss_fn (e.g. the plain MLM loss under distillation), as means.
+            **{k.removesuffix("_sum"): v / denominator for k, v in sums.items()
+               if k not in ("loss_sum", "weight_sum", "correct_sum")},
             **extras,
         }
         new_state = {**state, **state_updates, "step": state["step"] + 1, "params": new_params,
@@ -138,9 +145,7 @@ def make_eval_step(model_config: BertConfig, param_shardings, mesh: Mesh):
     """Jitted `(params, batch) -> {loss_sum, weight_sum, correct_sum}` for one eval batch [B, ...]."""
 
     def eval_step(params, batch):
-        logits = model.apply(model_config, params, batch["input_ids"], batch["attention_mask"],
-                             batch["token_type_ids"], masked_positions=batch["masked_positions"])
-        sums = losses.mlm_loss(logits, batch["masked_labels"], batch["masked_weights"])
+        sums = mlm_sums(model_config, params, batch)
         # Real blocks start with [CLS]; the rows that pad the last batch are all [PAD].
         sums["blocks"] = jnp.sum(batch["attention_mask"][:, 0]).astype(jnp.float32)
         return sums
