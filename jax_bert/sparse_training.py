@@ -116,8 +116,10 @@ class SparseTraining:
         return {**state, "params": params, "masks": masks}
 
     def post_update(self, state, new_params, opt_state, grads):
-        """After the optimizer: RigL (under lax.cond, on update steps only), then the masks."""
+        """After the optimizer: the masks, then RigL (under lax.cond, on update steps only), whose
+        update zeroes every weight outside the new masks itself."""
         masks = state["masks"]
+        new_params = sparsity.apply_masks(new_params, masks)
         extras = {}
         r = self.config.rigl
         if r.enabled:
@@ -125,14 +127,13 @@ class SparseTraining:
             end = rigl_end(self.config, self.total_steps)
             pred = sparsity.is_update_step(step, freq=r.update_freq, start=r.start, end=end)
             frac = sparsity.drop_fraction(step, initial=r.drop_fraction, schedule=r.schedule, end=end)
-            # Prune by the magnitude of the updated weights (masked first: inactive ones are 0) and
-            # grow by the dense gradient this step already computed; no extra pass.
-            new_params, masks, regrown = sparsity.maybe_rigl_update(
-                pred, sparsity.apply_masks(new_params, masks), masks, grads, frac, mode=r.mode)
+            # Prune by the magnitude of the updated, masked weights and grow by the dense gradient
+            # this step already computed; no extra pass.
+            new_params, masks, regrown = sparsity.maybe_rigl_update(pred, new_params, masks, grads, frac,
+                                                                    mode=r.mode)
             if r.reset_moments:
                 opt_state = sparsity.reset_moments(opt_state, regrown)
             extras = {"rigl_update": pred.astype(jnp.float32), "drop_fraction": frac}
-        new_params = sparsity.apply_masks(new_params, masks)
         return new_params, opt_state, extras, {"masks": masks}
 
 
