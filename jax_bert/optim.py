@@ -1,4 +1,4 @@
-"""The optimizer: global-norm clipping, then AdamW with scheduled lr (and b1), as the HF Trainer does.
+"""The optimizer: global-norm clipping (torch's formula), then AdamW with scheduled lr (and b1), as the HF Trainer does.
 
 Matches `torch.optim.AdamW` + `clip_grad_norm_` + a scheduler, step for step:
 - optax's `scale_by_adam` reads b1 from `inject_hyperparams` at every update and uses that current
@@ -84,6 +84,24 @@ def _validate(config) -> None:
         raise ValueError(f"weight_decay must be >= 0, got {config.get('weight_decay')}.")
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """torch.nn.utils.clip_grad_norm_: g * min(1, max_norm / (||g|| + 1e-6)), ||g|| over all leaves.
+
+    Why not optax.clip_by_global_norm: its `where(norm < max, g, g / norm * max)` kept XLA:CPU from
+    fusing the clip into Adam's moment updates, so the clipped gradients were written out and read
+    back: the optimizer update of BERT-base took 225 ms instead of 103 ms on a 2-core CPU (~3% of
+    the training step). A multiply fuses, and this is also torch's formula (the 1e-6 included).
+    The state is optax's EmptyState, as optax's clip has, so checkpoints are unchanged."""
+
+    def update(updates, state, params=None):
+        del params
+        norm = optax.global_norm(updates)
+        scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(config, params=None) -> optax.GradientTransformation:
     """clip_by_global_norm(config.clip) then AdamW with the config's lr (and b1) schedules.
 
@@ -114,7 +132,7 @@ def make_optimizer(config, params=None) -> optax.GradientTransformation:
         mask=decay_mask,
     )
     if full.clip > 0:
-        return optax.chain(optax.clip_by_global_norm(full.clip), adamw)
+        return optax.chain(clip_by_global_norm(full.clip), adamw)
     return adamw
 
 

@@ -250,3 +250,23 @@ def test_layer_stacking_round_trip():
     back = layers_tree.unstack_layers(stacked)
     for k, v in hf_io._flatten(params).items():
         np.testing.assert_array_equal(hf_io._flatten(back)[k], v)
+
+
+def test_gelu_equals_torch_gelu_and_float64():
+    """The model's erf GELU (PyTorch's formula) against torch's F.gelu and float64 scipy, value and grad."""
+    import jax
+    import jax.numpy as jnp
+    import scipy.special
+
+    from jax_bert.model import gelu_exact
+
+    x = np.linspace(-12, 12, 20001).astype(np.float32)
+    ours = np.asarray(gelu_exact(jnp.asarray(x)))
+    x_t = torch.from_numpy(x).requires_grad_()
+    ref = torch.nn.functional.gelu(x_t)
+    ref.sum().backward()
+    np.testing.assert_allclose(ours, ref.detach().numpy(), rtol=0, atol=5e-6)
+    exact = x.astype(np.float64) * 0.5 * scipy.special.erfc(-x.astype(np.float64) / np.sqrt(2))
+    np.testing.assert_allclose(ours, exact, rtol=1e-6, atol=5e-6)
+    grad = np.asarray(jax.vmap(jax.grad(gelu_exact))(jnp.asarray(x)))
+    np.testing.assert_allclose(grad, x_t.grad.numpy(), rtol=0, atol=1e-6)

@@ -1,0 +1,99 @@
+"""Dropout that draws exactly flax's `nn.Dropout` masks, in a form XLA can fuse.
+
+`nn.Dropout` draws its mask with `jax.random.bernoulli`, i.e. Threefry-2x32 bits. On the CPU, JAX
+lowers Threefry to a rolled 20-round while loop (to keep compile times short), so XLA materialises
+the counters, the loop state and the bits of every dropout mask as whole arrays: 7-9% of the
+BERT-small pretraining step on a 2-core CPU (`scripts/benchmark.py --mode torch --preset small`).
+
+`threefry_bits` computes the same 32-bit words with plain elementwise integer ops (the unrolled
+Threefry that JAX itself uses on GPUs), so XLA fuses the generator into the select that applies the
+mask and recomputes it in the backward pass instead of storing it. The bits are those of
+`jax.random.bits(key, shape, jnp.uint32)` under JAX's default (partitionable) Threefry layout, and
+`Dropout` turns them into the mask exactly as `jax.random.bernoulli` does, so a model using it trains
+bitwise as it did with `nn.Dropout` (tests/test_dropout.py compares both). Keys of another PRNG
+implementation (rbg, unsafe_rbg), the legacy Threefry layout and arrays of 2**32 elements or more
+fall back to `jax.random.bernoulli`.
+"""
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Threefry-2x32 constants (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"), as in
+# jax/_src/random/threefry2x32.py.
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_KEY_PARITY = 0x1BD11BDA
+
+
+def _rotate_left(v, r: int):
+    return (v << jnp.uint32(r)) | (v >> jnp.uint32(32 - r))
+
+
+def threefry_bits(key_words, shape: tuple[int, ...]) -> jax.Array:
+    """uint32 bits of `shape` equal to `jax.random.bits(key, shape, jnp.uint32)` (partitionable layout:
+    element i is Threefry-2x32 of the counter pair (0, i), its two output words XOR-ed).
+
+    key_words: the key's two uint32 words (`jax.random.key_data(key)`). Needs prod(shape) < 2**32.
+    """
+    k0, k1 = key_words[0], key_words[1]
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(_KEY_PARITY))
+    counter_low = lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    x0 = jnp.zeros(shape, jnp.uint32) + ks[0]  # the counter's high word is 0 below 2**32 elements
+    x1 = counter_low + ks[1]
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = _rotate_left(x1, r) ^ x0
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x0 ^ x1
+
+
+def _threefry_key_words(rng):
+    """The two uint32 words of a Threefry key in the default bits layout, else None (use JAX's path)."""
+    if not jax.config.jax_threefry_partitionable:
+        return None
+    if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+        if str(jax.random.key_impl(rng)) != "threefry2x32":
+            return None
+        return jax.random.key_data(rng)
+    if jax.config.jax_default_prng_impl != "threefry2x32" or rng.shape != (2,):
+        return None
+    return rng  # a legacy raw uint32[2] key
+
+
+def keep_mask(rng, keep_prob: float, shape: tuple[int, ...]) -> jax.Array:
+    """`jax.random.bernoulli(rng, keep_prob, shape)`, bit for bit, fusable on every backend."""
+    words = _threefry_key_words(rng)
+    if words is None or math.prod(shape) >= 2**32:
+        return jax.random.bernoulli(rng, keep_prob, shape)
+    bits = threefry_bits(words, shape)
+    # jax.random.uniform's float32 construction: 23 random mantissa bits in [1, 2), minus 1.
+    one_to_two = lax.bitcast_convert_type((bits >> jnp.uint32(9)) | jnp.uint32(0x3F800000), jnp.float32)
+    return (one_to_two - 1.0) < keep_prob
+
+
+class Dropout(nn.Module):
+    """Drop-in for `flax.linen.Dropout` (no broadcast_dims): same rng stream, same masks, same output.
+
+    The class keeps the name `Dropout` so that auto-named instances are `Dropout_0`, ... as before,
+    which keeps their rng streams (and old training runs) unchanged."""
+
+    rate: float
+    deterministic: bool | None = None
+    rng_collection: str = "dropout"
+
+    @nn.compact
+    def __call__(self, inputs, deterministic: bool | None = None):
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        if self.rate == 0.0 or deterministic:
+            return inputs
+        if self.rate == 1.0:  # as flax: no division by zero, no NaN gradients
+            return jnp.zeros_like(inputs)
+        keep_prob = 1.0 - self.rate
+        mask = keep_mask(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
+        return lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
