@@ -120,7 +120,7 @@ def make_train_step(model_config: BertConfig, optimizer: optax.GradientTransform
             "loss": sums["loss_sum"] / denominator,
             "mlm_accuracy": sums["correct_sum"] / denominator,
             "masked_tokens": sums["weight_sum"],
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "learning_rate": hyper["learning_rate"],
             "b1": hyper["b1"],
             # Further per-token sums of a loss_fn (e.g. the plain MLM loss under distillation), as means.

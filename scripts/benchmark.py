@@ -165,7 +165,7 @@ def make_teacher(student, mesh, dtype: str, total_steps: int, seed: int = 1):
     cfg = distill.default_config()
     cfg.teachers = [{"path": "(in memory, random init)", "weight": 1.0}]
     cfg.teacher_dtype = dtype
-    return distill.Distillation(cfg, [t_cfg], [params], [sh], total_steps)
+    return distill.Distillation(cfg, list(cfg.teachers), [t_cfg], [params], [sh], total_steps)
 
 
 class Engine:
