@@ -1,18 +1,20 @@
 """Benchmark: N seeds fine-tuned in one vmapped step against the same N seeds one after another.
 
     python scripts/benchmark_glue.py [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
-        [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32]
+        [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
 
 Offline: synthetic data and a tiny random BERT (glue.run.make_offline_example), on whatever
 device JAX uses (JAX_PLATFORMS=cpu for the CPU figure). Both ways run the same code
 (glue.finetune.finetune), the same seeds, data and hyperparameters, in this one process: the
 sequential way calls it once per seed (its step, compiled for one seed, is reused), the vmapped
-way once with every seed. Each is timed twice: cold (compiles included) and warm (compiled steps
-reused, as for every task after the first shape). It checks that both give the same validation
-logits per seed, then prints the times and the speed-up ratios.
+way once with every seed. Each is timed cold (compiles included) and then warm --repeats times,
+alternating (compiled steps reused, as for every task after the first shape; median reported). It checks that both give the same validation
+logits per seed, then prints the times and the speed-up ratios. --seed_loop map runs the seeds of
+the together-run with lax.map inside the one step instead of vmap (glue.py's default on one CPU).
 """
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +48,9 @@ def main(argv=None):
     p.add_argument("--vocab_size", type=int, default=0, help="0: the synthetic tokenizer's")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (1e-3: random tiny models)")
+    p.add_argument("--repeats", type=int, default=3, help="warm timings per way (median reported)")
+    p.add_argument("--seed_loop", default="vmap", choices=("vmap", "map", "auto"),
+                   help="how the together-run loops over seeds (glue.finetune.resolve_seed_loop)")
     p.add_argument("--matmul_precision", default=None,
                    help="jax_default_matmul_precision, e.g. 'highest' (no TF32 on GPUs)")
     args = p.parse_args(argv)
@@ -76,11 +81,11 @@ def main(argv=None):
 
     def vmapped():
         return finetune.finetune(config, params, train, evals, seeds, hp,
-                                 num_labels=task.num_labels)
+                                 num_labels=task.num_labels, seed_loop=args.seed_loop)
 
     def sequential():
         return [finetune.finetune(config, params, train, evals, [s], hp,
-                                  num_labels=task.num_labels) for s in seeds]
+                                  num_labels=task.num_labels, seed_loop=args.seed_loop) for s in seeds]
 
     def timed(fn):
         t0 = time.perf_counter()
@@ -88,13 +93,16 @@ def main(argv=None):
         return time.perf_counter() - t0, result
 
     times = {}
+    results = {}
     for name, fn in (("sequential", sequential), ("vmapped", vmapped)):
-        times[name + "_cold"], _ = timed(fn)
-        times[name + "_warm"], result = timed(fn)
-        if name == "sequential":
-            seq_result = result
-        else:
-            vm_result = result
+        times[name + "_cold"], results[name] = timed(fn)
+    warm = {"sequential": [], "vmapped": []}
+    for _ in range(args.repeats):  # the two ways alternate, so a change in machine load hits both
+        for name, fn in (("sequential", sequential), ("vmapped", vmapped)):
+            warm[name].append(timed(fn)[0])
+    for name, t in warm.items():
+        times[name + "_warm"] = statistics.median(t)
+    seq_result, vm_result = results["sequential"], results["vmapped"]
     split = task.validation_splits[0]
     diff = max(float(np.abs(vm_result.logits[split][i] - r.logits[split][0]).max())
                for i, r in enumerate(seq_result))
@@ -102,9 +110,9 @@ def main(argv=None):
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; task {task.name}, "
           f"{args.train} train examples, {steps} steps per seed, batch {args.batch_size}, "
           f"length {args.max_length}, lr {args.lr}, BERT hidden {args.hidden} x {args.layers} "
-          f"layers, matmul precision {args.matmul_precision or 'default'}")
+          f"layers, matmul precision {args.matmul_precision or 'default'}, seed loop {args.seed_loop}")
     print(f"{args.seeds} seeds, max |logit difference| vmapped vs alone: {diff:.2e}")
-    print("| way | cold, with compile (s) | warm (s) |")
+    print(f"| way | cold, with compile (s) | warm, median of {args.repeats} (s) |")
     print("|---|---|---|")
     for name in ("sequential", "vmapped"):
         print(f"| {name} | {times[name + '_cold']:.2f} | {times[name + '_warm']:.2f} |")

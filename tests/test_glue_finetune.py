@@ -95,13 +95,24 @@ def test_single_sentence_task_is_learned(example, tok, sst2_runs):
     assert not np.allclose(sst2_runs.logits["validation"][0], sst2_runs.logits["validation"][1])
 
 
-def test_vmapped_seeds_equal_each_seed_alone(example, tok, sst2_runs):
-    alone = finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
-                              {"validation": tok("sst2", "validation")}, [1], HP,
-                              num_labels=2)
-    np.testing.assert_allclose(alone.logits["validation"][0], sst2_runs.logits["validation"][1],
+@pytest.mark.parametrize("seed_loop", ["vmap", "map"])
+def test_seeds_together_equal_each_seed_alone(example, tok, seed_loop):
+    """Both ways of running seeds in one step (vmap, lax.map) give a seed what it gets alone."""
+    args = (example["config"], example["params"], tok("sst2", "train"),
+            {"validation": tok("sst2", "validation")})
+    together = finetune.finetune(*args, [0, 1], HP, num_labels=2, seed_loop=seed_loop)
+    alone = finetune.finetune(*args, [1], HP, num_labels=2, seed_loop=seed_loop)
+    np.testing.assert_allclose(alone.logits["validation"][0], together.logits["validation"][1],
                                rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(alone.final_loss[0], sst2_runs.final_loss[1], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(alone.final_loss[0], together.final_loss[1], rtol=1e-3, atol=1e-5)
+
+
+def test_seed_loop_choice():
+    assert finetune.resolve_seed_loop("auto", None) == ("map" if jax.default_backend() == "cpu" else "vmap")
+    assert finetune.resolve_seed_loop("auto", object()) == "vmap"  # a sharded seed axis is never looped
+    assert finetune.resolve_seed_loop("map", None) == "map"
+    with pytest.raises(ValueError, match="seed_loop must be one of"):
+        finetune.resolve_seed_loop("pmap", None)
 
 
 def test_pairs_fit_and_every_example_is_scored(example, tok):
