@@ -3,7 +3,8 @@
 The train state (params, AdamW state) has a leading seed axis; `jax.vmap` runs the per-seed step
 over it, so S seeds cost one dispatch per step and the matrix multiplies of all seeds are batched
 together (on a single CPU device, where batching them is slower, the same step loops over the seeds
-with `lax.map` instead: see `resolve_seed_loop`). Each seed is a pure function of its seed number, whatever other seeds share the vmap:
+with `lax.map` instead: see `resolve_seed_loop`). Each seed is a pure function of its seed number,
+whatever other seeds share the step:
   * its own classifier head (and pooler, when the checkpoint has none), drawn from key(seed) with
     Hugging Face's init (normal(initializer_range) kernel, zero bias);
   * its own dropout: key(seed) folded with the step number;

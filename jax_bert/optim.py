@@ -1,4 +1,5 @@
-"""The optimizer: global-norm clipping (torch's formula), then AdamW with scheduled lr (and b1), as the HF Trainer does.
+"""The optimizer: global-norm clipping (torch's formula), then AdamW with scheduled lr (and b1),
+as the HF Trainer does.
 
 Matches `torch.optim.AdamW` + `clip_grad_norm_` + a scheduler, step for step:
 - optax's `scale_by_adam` reads b1 from `inject_hyperparams` at every update and uses that current

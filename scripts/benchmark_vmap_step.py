@@ -6,6 +6,7 @@ in XLA) or `lax.map(batch_size=2)` (vmap over pairs). The ways alternate call by
     python scripts/benchmark_vmap_step.py 0.1    # dropout 0.1 (training)
     python scripts/benchmark_vmap_step.py 0.0    # no dropout
 """
+import functools
 import statistics
 import sys
 import time
@@ -29,13 +30,15 @@ def main(dropout: float) -> None:
     stacked = jax.tree.map(lambda x: jnp.stack([x] * SEEDS), params)
     rngs = jax.random.split(jax.random.key(1), SEEDS)
     one = jax.jit(grad)
-    mapped = lambda batch_size: jax.jit(lambda ps, rs: jax.lax.map(  # noqa: E731
-        lambda a: grad(*a), (ps, rs), batch_size=batch_size))
+
+    def mapped(batch_size):
+        return jax.jit(lambda ps, rs: jax.lax.map(lambda a: grad(*a), (ps, rs), batch_size=batch_size))
+
     ways = {
         "one seed at a time": lambda: [one(params, rngs[i]) for i in range(SEEDS)],
-        "vmap": (lambda f: lambda: f(stacked, rngs))(jax.jit(jax.vmap(grad))),
-        "lax.map": (lambda f: lambda: f(stacked, rngs))(mapped(None)),
-        "lax.map, batch_size 2": (lambda f: lambda: f(stacked, rngs))(mapped(2)),
+        "vmap": functools.partial(jax.jit(jax.vmap(grad)), stacked, rngs),
+        "lax.map": functools.partial(mapped(None), stacked, rngs),
+        "lax.map, batch_size 2": functools.partial(mapped(2), stacked, rngs),
     }
     for call in ways.values():
         jax.block_until_ready(call())  # compile
