@@ -55,13 +55,14 @@ def threefry_bits(key_words, shape: tuple[int, ...]) -> jax.Array:
 
 def _threefry_key_words(rng):
     """The two uint32 words of a Threefry key in the default bits layout, else None (use JAX's path)."""
-    if not jax.config.jax_threefry_partitionable:
+    # getattr: a JAX that has dropped these flags has only the defaults (partitionable Threefry).
+    if not getattr(jax.config, "jax_threefry_partitionable", True):
         return None
     if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
         if str(jax.random.key_impl(rng)) != "threefry2x32":
             return None
         return jax.random.key_data(rng)
-    if jax.config.jax_default_prng_impl != "threefry2x32" or rng.shape != (2,):
+    if getattr(jax.config, "jax_default_prng_impl", "threefry2x32") != "threefry2x32" or rng.shape != (2,):
         return None
     return rng  # a legacy raw uint32[2] key
 
