@@ -378,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, overrides)
         for name in task_names:  # bad settings fail now, not after hours of other tasks
             task_settings(config, name, args.seeds)
+        finetune.resolve_seed_loop(str(config.seed_loop), None)  # an unknown value fails now too
         if args.data_dir is not None and not os.path.isdir(args.data_dir):
             raise ValueError(f"--data_dir {args.data_dir} is not a directory.")
         bert_config, params, tokenizer, extras, name = load_checkpoint(

@@ -7,9 +7,9 @@ Offline: synthetic data and a tiny random BERT (glue.run.make_offline_example), 
 device JAX uses (JAX_PLATFORMS=cpu for the CPU figure). Both ways run the same code
 (glue.finetune.finetune), the same seeds, data and hyperparameters, in this one process: the
 sequential way calls it once per seed (its step, compiled for one seed, is reused), the vmapped
-way once with every seed. Each is timed cold (compiles included) and then warm --repeats times,
-alternating (compiled steps reused, as for every task after the first shape; median reported). It checks that both give the same validation
-logits per seed, then prints the times and the speed-up ratios. --seed_loop map runs the seeds of
+way once with every seed. Each is timed cold (compiles included), then warm --repeats times,
+alternating (compiled steps reused, as for every task after the first shape; median reported).
+It checks that both give the same validation logits per seed, then prints the times and ratios. --seed_loop map runs the seeds of
 the together-run with lax.map inside the one step instead of vmap (glue.py's default on one CPU).
 """
 import argparse
@@ -56,6 +56,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
 
     import jax
     import numpy as np

@@ -280,6 +280,7 @@ def test_work_directory_checkpoint_gives_perplexity(example, tmp_path):
     (["--config.tasks.cola.epoch=3"], "unknown config key 'tasks.cola.epoch'"),
     (["--config.learning_rate=fast"], "config key 'learning_rate'"),
     (["--data_dir", "/nonexistent/glue"], "--data_dir /nonexistent/glue is not a directory"),
+    (["--config.seed_loop=pmap"], "seed_loop must be one of ('auto', 'vmap', 'map'), got 'pmap'"),
 ])
 def test_bad_input_is_one_clear_error(example, capsys, args, message):
     rc = run.main(["--checkpoint", str(example["ckpt"])] + args)
