@@ -1,4 +1,4 @@
-"""bert_100k: the original dense BERT-base run, 100k steps (DESIGN.md).
+"""bert_100k: the original dense BERT-base run, 100k steps (the original's; docs/original.md).
 
     python scripts/pretrain.py --config configs/bert_100k.py --workdir runs/bert_100k
 
@@ -10,7 +10,7 @@ Expected result (the original): eval loss 2.154, perplexity 8.619. Needs the hub
 --config.data.source=files --config.data.files=/path/*.parquet) and GPUs: 32 V100s took most of a day.
 """
 from jax_bert import data
-from jax_bert.default_config import base_config
+from jax_bert.train.config import base_config
 
 
 def bert_base(c):

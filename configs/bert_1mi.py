@@ -1,4 +1,4 @@
-"""bert_1mi: the dense teacher, BERT-base trained for 1M steps (DESIGN.md).
+"""bert_1mi: the dense teacher, BERT-base trained for 1M steps (the original's; docs/original.md).
 
     python scripts/pretrain.py --config configs/bert_1mi.py --workdir runs/bert_1mi
 
@@ -6,7 +6,7 @@ Same model, data and optimizer as configs/bert_100k.py, with the linear decay sp
 Expected result (the original): eval loss 1.612, perplexity 5.013. Its work directory is the teacher
 of configs/sparse80_kd_onecycle.py and configs/rigl80.py.
 """
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def get_config():

@@ -8,7 +8,7 @@ drop fraction 0.3 with cosine decay, global allocation across all sparse tensors
 zero (Adam moments kept, as the original; --config.sparsity.rigl.reset_moments=True for the paper's).
 Expected (the original): eval loss 2.138, perplexity 8.482 — better than static sparsity (2.28).
 """
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def add_rigl(c):

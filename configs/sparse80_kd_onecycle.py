@@ -9,7 +9,7 @@ pct_start 0.3, linear two-phase anneal, div 25, final div 1e4, b1 cycled 0.95 ->
 100k steps, batch 256, length 512. Expected (the original): eval loss 2.28, perplexity 9.78.
 Set --config.distill.teachers=DIR if the teacher is elsewhere than runs/bert_1mi.
 """
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def sparse_kd_onecycle(c, teacher_dir: str):

@@ -7,7 +7,7 @@ protocol's length 128 and seed counts, on real GLUE from --glue_data_dir or else
 Hours on a 2-core CPU; minutes on one GPU. No network needed.
 """
 from glue.study import base_study_config
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def _small(config):

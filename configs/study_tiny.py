@@ -9,7 +9,7 @@ protocol's seed counts. Expect perplexities of a few hundred and GLUE numbers th
 beyond "the pipeline works": the synthetic tasks are easy (a cue word) or hard (word overlap).
 """
 from glue.study import base_study_config
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def get_config():

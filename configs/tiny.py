@@ -7,7 +7,7 @@ WordPiece vocabulary (8k) is trained on it and cached in the work directory. On 
 about 2 to 4 minutes; the MLM loss falls from about 9 to below 6 and the final evaluation prints a
 perplexity of about 230-260 on the held-out 5% (docs/benchmarks.md records runs).
 """
-from jax_bert.default_config import base_config
+from jax_bert.train.config import base_config
 
 
 def get_config():

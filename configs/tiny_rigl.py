@@ -9,7 +9,7 @@ loss falls and the final evaluation prints a perplexity a little above the dense
 """
 import os
 
-from jax_bert.default_config import load_sibling
+from jax_bert.train.config import load_sibling
 
 
 def get_config(teacher_dir: str = "runs/tiny"):

@@ -24,10 +24,6 @@ class GlueDataError(ValueError):
     """Data missing, malformed or unreachable; the message says what was expected."""
 
 
-def num_examples(split_data: dict) -> int:
-    return len(split_data["idx"])
-
-
 def _task(task) -> Task:
     return get_task(task) if isinstance(task, str) else task
 

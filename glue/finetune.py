@@ -12,9 +12,9 @@ whatever other seeds share the step:
     numpy default_rng([seed, epoch]), gathered on the host into [seeds, batch, length] arrays.
 So running seeds [0..9] together gives each seed the numbers it gets alone (tests check this).
 
-Protocol (DESIGN.md, HF run_glue): AdamW, linear decay to 0 over epochs * ceil(N / batch) steps,
+Protocol (the original's, docs/original.md; HF run_glue): AdamW, linear decay to 0 over epochs * ceil(N / batch) steps,
 no warm-up, gradient clipping 1.0, loss = cross-entropy, or MSE for one label (STS-B), as
-BertForSequenceClassification. DESIGN.md names no weight decay, so the default is run_glue's
+BertForSequenceClassification. The original names no weight decay, so the default is run_glue's
 (TrainingArguments.weight_decay = 0.0); it is configurable. No example is dropped: the last
 partial batch of an epoch is padded with zero-weight rows and the loss is the mean over real rows.
 
@@ -39,11 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import sparsity
-from jax_bert import model, optim
-from jax_bert.config import BertConfig
+from glue import config as glue_config
+from jax_bert import model
+from jax_bert.model import BertConfig
+from jax_bert.train import optim
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 _HEAD_KEY, _DROPOUT_KEY = 0, 1  # fold_in tags: one per-seed stream for init, one for dropout
@@ -86,19 +89,30 @@ def over_seeds(fn, in_axes: tuple, seed_loop: str):
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    """Fine-tuning hyperparameters; defaults are the GLUE protocol of DESIGN.md / HF run_glue."""
+    """Fine-tuning hyperparameters of one task; their defaults are glue/config.py's (`from_config`)."""
 
-    learning_rate: float = 2e-5
-    batch_size: int = 32
-    epochs: int = 3
-    weight_decay: float = 0.0  # HF run_glue default (DESIGN.md does not set one)
-    warmup_steps: int = 0
-    clip: float = 1.0  # HF Trainer max_grad_norm
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-    eval_batch_size: int = 128
-    sparse_threshold: float = 0.1  # a kernel/embedding with more exact zeros than this is masked
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    weight_decay: float
+    warmup_steps: int
+    clip: float  # global gradient norm (HF Trainer's max_grad_norm)
+    b1: float
+    b2: float
+    eps: float
+    eval_batch_size: int
+    sparse_threshold: float  # a kernel/embedding with more exact zeros than this is masked
+
+    @classmethod
+    def from_config(cls, config, task: str, **changes) -> "HParams":
+        """The task's values in a glue.config ConfigDict (its own, else the global ones), then `changes`."""
+        fields = dataclasses.fields(cls)
+        unknown = sorted(set(changes) - {f.name for f in fields})
+        if unknown:
+            raise TypeError(f"HParams has no fields {unknown}.")
+        values = glue_config.task_values(config, task) | changes
+        cast = {"float": float, "int": int}  # the annotations are strings (postponed evaluation)
+        return cls(**{f.name: cast[f.type](values[f.name]) for f in fields})
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "eval_batch_size"):
@@ -125,10 +139,6 @@ def total_steps(n_train: int, hp: HParams) -> int:
 
 
 # ------------------------------------------------------------------ params, masks, sparsity
-
-def _path(key_path) -> str:
-    return sparsity.masks.path_str(key_path)
-
 
 def base_params(params: dict) -> dict:
     """The checkpoint's BERT body (with its pooler if it has one); MLM / old classifier heads go."""
@@ -204,9 +214,8 @@ def _one_seed_params(config, base, seed):
 def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
     """The masks as a pytree shaped like one seed's params (None for dense leaves)."""
     shapes = jax.eval_shape(lambda b: _one_seed_params(config, b, 0), base)
-    return jax.tree_util.tree_map_with_path(
-        lambda p, _: (jnp.asarray(flat_masks[_path(p)]) if _path(p) in flat_masks else None),
-        shapes)
+    return sparsity.map_with_path(
+        lambda path, _: jnp.asarray(flat_masks[path]) if path in flat_masks else None, shapes)
 
 
 def seed_sharding(n_seeds: int, devices=None) -> NamedSharding | None:
@@ -372,7 +381,7 @@ def _check_data(data, name, num_labels, labelled: bool):
 
 def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              evals: Mapping[str, Mapping[str, np.ndarray]], seeds: Sequence[int],
-             hp: HParams = HParams(), *, num_labels: int | None = None, lr_scale=None,
+             hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto") -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
@@ -444,7 +453,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     failed = np.asarray(jax.device_get(bad)).copy()
     errors = {}
     for i, s in enumerate(seeds):
-        nonfinite_out = any(not np.all(np.isfinite(l[i])) for l in logits.values())
+        nonfinite_out = any(not np.all(np.isfinite(x[i])) for x in logits.values())
         if failed[i]:
             errors[s] = (f"training loss became non-finite (nan/inf) by step {first_bad[s]} of "
                          f"{steps}; the run diverged")

@@ -1,4 +1,4 @@
-"""GLUE metrics in numpy/scipy, returned as percentages (x100) like the seed table.
+"""GLUE metrics in numpy/scipy, returned as percentages (x100) like the original's table.
 
 The single-metric functions return fractions in [-1, 1] / [0, 1]; `compute_metrics` multiplies by
 100. Degenerate cases follow the reference libraries (the tests check against them):
@@ -133,7 +133,7 @@ def compute_split_metrics(task, predictions, labels) -> "collections.OrderedDict
 
 
 def compute_metrics(task, predictions, labels) -> "collections.OrderedDict[str, float]":
-    """The task's metrics (Task.metric_names order) as percentages (x100, like the seed table).
+    """The task's metrics (Task.metric_names order) as percentages (x100, like the original's table).
 
     predictions: class ids [N], logits [N, num_labels], or STS-B scores [N] / [N, 1].
     For MNLI pass mappings split -> array for both validation splits, e.g.

@@ -1,4 +1,4 @@
-"""Per-seed GLUE results on disk, and the results tables in the seed's format (DESIGN.md).
+"""Per-seed GLUE results on disk, and the results tables in the original's format (docs/original.md).
 
 One output directory holds one model's `results.json`:
     {"format_version": 1, "model": "bert_100k",
@@ -20,14 +20,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from glue.tasks import BERT_AVERAGE_TASKS, TABLE_ORDER, TASK_NAMES, get_task
+from jax_bert import files
 
 RESULTS_FILE = "results.json"
 FORMAT_VERSION = 1
@@ -84,26 +83,9 @@ def _results_path(path) -> Path:
     return path if path.suffix == ".json" else path / RESULTS_FILE
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same directory, fsync, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_results(out_dir, results: dict) -> Path:
     path = _results_path(out_dir)
-    atomic_write_text(path, json.dumps(_to_json(results), indent=2, allow_nan=False) + "\n")
+    files.atomic_write_text(path, json.dumps(_to_json(results), indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -199,7 +181,7 @@ def _extra_keys(rows) -> list[str]:
 
 
 def format_table(rows: Sequence[dict], decimals: int = 2) -> str:
-    """Markdown table in the seed's format from `summarize` rows, with notes on missing tasks."""
+    """Markdown table in the original's format from `summarize` rows, with notes on missing tasks."""
     extras = _extra_keys(rows)
     header = (["model", "average_bert", "average_glue"] + list(TABLE_ORDER)
               + [EXTRA_COLUMNS[k][0] for k in extras])
@@ -283,7 +265,7 @@ def csv_text(rows: Sequence[dict]) -> str:
 
 
 def write_csv(path, rows: Sequence[dict]) -> None:
-    atomic_write_text(path, csv_text(rows))
+    files.atomic_write_text(path, csv_text(rows))
 
 
 def build_report(out_dirs: Iterable, csv_path=None) -> str:
@@ -323,6 +305,6 @@ def write_submission(out_dir, task: str, split: str, idx, predictions) -> Path:
     if len(idx) != len(values):
         raise ValueError(f"{len(idx)} indices but {len(values)} predictions.")
     path = Path(out_dir) / t.submissions[split]
-    atomic_write_text(path, "index\tprediction\n"
+    files.atomic_write_text(path, "index\tprediction\n"
                       + "".join(f"{int(i)}\t{v}\n" for i, v in zip(idx, values)))
     return path

@@ -1,8 +1,9 @@
-"""The seed's whole study as one resumable job: four pretraining runs, GLUE for each, one report.
+"""The original's whole study as one resumable job: four pretraining runs, GLUE for each, one report.
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
 
-Stages, in order (each is the code path of scripts/pretrain.py or scripts/glue.py, nothing else):
+Stages, in order (each is the code path of scripts/pretrain.py or scripts/finetune_glue.py, nothing
+else):
     teacher      the dense teacher (bert_1mi's role)
     dense_short  the dense short run (bert_100k's role)
     sparse_kd    static 80% sparsity + distillation from the teacher + one-cycle
@@ -21,9 +22,11 @@ from pathlib import Path
 
 import ml_collections
 
+from glue import config as glue_config
 from glue import report, synthetic
 from glue import run as glue_run
 from glue.tasks import TASK_NAMES
+from jax_bert import files
 
 STAGES = ("teacher", "dense_short", "sparse_kd", "rigl_kd")
 ROW_NAMES = {"teacher": "bert_1mi (teacher)", "dense_short": "bert_100k",
@@ -37,7 +40,7 @@ def _load_state(out: Path) -> dict:
 
 
 def _save_state(out: Path, state: dict) -> None:
-    report.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
+    files.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def stage_config(study: ml_collections.ConfigDict, stage: str, out: Path) -> ml_collections.ConfigDict:
@@ -57,7 +60,7 @@ def _pretrain_finished(workdir: Path, steps: int) -> bool:
 
 
 def run_pretraining(study, out: Path, state: dict, log) -> None:
-    from jax_bert import pretrain
+    from jax_bert.train import loop
 
     for stage in STAGES:
         config = stage_config(study, stage, out)
@@ -67,7 +70,7 @@ def run_pretraining(study, out: Path, state: dict, log) -> None:
             continue
         log(f"[{stage}] pretraining {config.train.steps} steps -> {workdir}")
         t0 = time.time()
-        result = pretrain.run(config, str(workdir))
+        result = loop.run(config, str(workdir))
         state["seconds"][stage] = state["seconds"].get(stage, 0.0) + time.time() - t0
         _save_state(out, state)
         if result["status"] != "finished":
@@ -88,8 +91,18 @@ def glue_data_dir(study, out: Path, given: str | None) -> tuple[str | None, bool
     return str(path), True
 
 
+def glue_config_of(study) -> ml_collections.ConfigDict:
+    """glue.config.get_config() with the preset's glue.overrides, checked."""
+    try:
+        config = glue_config.with_overrides(study.glue.overrides)
+        glue_config.validate(config)
+    except ValueError as e:
+        raise ValueError(f"study glue.overrides: {e}") from e
+    return config
+
+
 def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: dict, log) -> list[Path]:
-    overrides = [f"--config.{k}={v!r}" for k, v in _flatten(study.glue.overrides.to_dict()).items()]
+    config = glue_config_of(study)
     out_dirs = []
     for stage in STAGES:
         glue_out = out / "glue" / stage
@@ -103,29 +116,13 @@ def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: d
             continue
         log(f"[glue {stage}] {', '.join(todo)}")
         t0 = time.time()
-        argv = ["--checkpoint", str(out / stage), "--tasks", ",".join(todo), "--out", str(glue_out),
-                "--model_name", ROW_NAMES[stage], "--no_progress", *overrides]
-        if data_dir:
-            argv += ["--data_dir", data_dir]
-        if seeds is not None:
-            argv += ["--seeds", str(seeds)]
-        status = glue_run.main(argv)
+        status = glue_run.main(config, checkpoint=str(out / stage), tasks=todo, out=str(glue_out),
+                               model_name=ROW_NAMES[stage], data_dir=data_dir, seeds=seeds, progress=False)
         state["seconds"][f"glue {stage}"] = state["seconds"].get(f"glue {stage}", 0.0) + time.time() - t0
         _save_state(out, state)
         if status != 0:
             raise SystemExit(f"[glue {stage}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
     return out_dirs
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flatten(v, key + "."))
-        else:
-            flat[key] = v
-    return flat
 
 
 def _loss_curves_png(out: Path, path: Path) -> None:
@@ -134,7 +131,7 @@ def _loss_curves_png(out: Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jax_bert.metrics_writer import read_jsonl
+    from jax_bert.train.logs import read_jsonl
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for stage in STAGES:
@@ -150,7 +147,7 @@ def _loss_curves_png(out: Path, path: Path) -> None:
 
 def _density_png(out: Path, stage: str, path: Path) -> float:
     import sparsity
-    from jax_bert import hf_io
+    from jax_bert.model import hf_io
 
     _, params = hf_io.load_hf(str(out / stage / "hf"))
     stats = sparsity.sparsity_stats(params)
@@ -182,7 +179,7 @@ def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, 
         overall = _density_png(out, stage, png)
         lines += [f"{ROW_NAMES[stage]}: {overall:.2%} of all parameters are zero.", "", f"![density]({png.name})", ""]
     text = "\n".join(lines) + "\n"
-    report.atomic_write_text(out / "report.md", text)
+    files.atomic_write_text(out / "report.md", text)
     return text
 
 
@@ -196,6 +193,7 @@ def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: 
         raise ValueError(f"unknown GLUE tasks {unknown}; valid: {', '.join(TASK_NAMES)}.")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}.")
+    glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
     state = _load_state(out_path)
     run_pretraining(study, out_path, state, log)
     data_dir, synthetic_data = glue_data_dir(study, out_path, glue_data_dir_arg)
@@ -213,6 +211,7 @@ def base_study_config() -> ml_collections.ConfigDict:
         "tasks": list(TASK_NAMES),
         "synthetic": True,  # without --glue_data_dir: generated tasks (tiny/small) or the hub (base)
         "synthetic_sizes": {"train": 256, "validation": 64, "test": 16},
-        "overrides": {},  # glue config keys, e.g. {"learning_rate": 1e-3, "tasks": {"cola": {"epochs": 3}}}
+        # Changes to glue/config.py's settings, e.g. {"learning_rate": 1e-3, "tasks": {"cola": {"epochs": 3}}}
+        "overrides": {},
     })
     return c

@@ -1,6 +1,7 @@
 """Small synthetic GLUE data with learnable rules, in the hub parquet or the original TSV layout.
 
-Used by the tests and the offline tiny study. Rules (so a model can learn something):
+Used by the tests, the benchmarks, the offline example of glue/run.py (`make_offline_example`: the
+data and a tiny random checkpoint) and the offline tiny study. Rules (so a model can learn something):
   * single sentence (CoLA, SST-2): label 1 iff the sentence contains a cue word (CUE_WORDS).
   * pairs: the label follows word overlap between the two texts. Binary tasks: "similar" pairs
     (the second text reuses most words of the first) are equivalent / duplicate / entailment,
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -191,8 +192,7 @@ def make_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
 
     Special tokens [PAD]=0, [UNK], [CLS], [SEP], [MASK]; pairs get token_type_ids 0/1 like BERT.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers import trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -210,3 +210,33 @@ def make_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]", mask_token="[MASK]",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+
+
+def make_offline_example(root, tasks: Sequence[str] = ("sst2", "mrpc"), sizes=None,
+                         hidden: int = 32, layers: int = 2, heads: int = 2,
+                         intermediate: int | None = None, vocab_size: int = 0, seed: int = 0):
+    """Synthetic GLUE data (hub layout) and a tiny random BERT checkpoint with its tokenizer.
+
+    Returns (data_dir, checkpoint_dir) = (root/data, root/checkpoint). Nothing is downloaded.
+    vocab_size: the model's vocabulary (0: the tokenizer's ~300 words; 28996 for BERT-base's size).
+    """
+    import jax
+
+    from glue import data as glue_data
+    from jax_bert import model
+
+    root = Path(root)
+    sizes = dict(sizes or {"train": 256, "validation": 64, "test": 16})
+    data_dir = write_synthetic_glue(root / "data", "hub", sizes, tasks=tasks, seed=seed)
+    texts = []
+    for name in tasks:
+        split = glue_data.load_task(name, data_dir)["train"]
+        for col in get_task(name).text_columns:
+            texts += split[col]
+    tokenizer = make_wordpiece_tokenizer(texts, vocab_size=300)
+    config = model.BertConfig(vocab_size=max(len(tokenizer), vocab_size), hidden_size=hidden,
+                              num_hidden_layers=layers, num_attention_heads=heads,
+                              intermediate_size=intermediate or 2 * hidden, max_position_embeddings=512)
+    params = model.init_params(config, jax.random.key(seed), head="mlm")
+    ckpt = model.save_hf(config, jax.device_get(params), str(root / "checkpoint"), tokenizer=tokenizer)
+    return data_dir, Path(ckpt)

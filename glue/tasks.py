@@ -1,4 +1,5 @@
-"""Registry of the nine GLUE tasks: columns, labels, splits, metrics, protocol defaults, file layouts.
+"""Registry of the nine GLUE tasks: columns, labels, splits, metrics, file layouts (the fine-tuning
+protocol's epochs and seeds per task are settings: glue/config.py).
 
 Canonical names follow the Hugging Face hub dataset `nyu-mll/glue`: config names (cola, sst2, ...),
 split names (train, validation, test; MNLI: validation_matched / validation_mismatched /
@@ -26,7 +27,7 @@ from typing import Mapping
 TASK_NAMES = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 # average_bert leaves WNLI out (the BERT paper's convention); average_glue uses all nine.
 BERT_AVERAGE_TASKS = tuple(t for t in TASK_NAMES if t != "wnli")
-# Column order of the results table (the seed table in DESIGN.md is alphabetical).
+# Column order of the results table (the original's table in docs/original.md is alphabetical).
 TABLE_ORDER = ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli")
 
 
@@ -55,13 +56,10 @@ class Task:
     validation_splits: tuple[str, ...]
     test_splits: tuple[str, ...]
     metric_names: tuple[str, ...]  # first one picks the best seed
-    epochs: int
-    runs: int  # default fine-tuning runs (seeds) per task
     glue_dir: str  # directory name in the GLUE TSV layout
     tsv: Mapping[str, TsvFile]  # split -> file
     tsv_label_map: Mapping[str, int] | None  # TSV label strings -> ids; None: labels are numbers
     submissions: Mapping[str, str]  # test split -> GLUE benchmark submission file name
-    dev_sizes: Mapping[str, int]  # real validation sizes (DESIGN.md), for sanity checks
     skip_malformed_tsv_rows: bool = False
 
     @property
@@ -111,35 +109,35 @@ _NLI_MAP = {"entailment": 0, "not_entailment": 1}
 _TASKS = {
     "cola": Task(
         "cola", ("sentence",), 2, ("unacceptable", "acceptable"), ("validation",), ("test",),
-        ("matthews_correlation",), 5, 10, "CoLA",
+        ("matthews_correlation",), "CoLA",
         _std_files(("source", "label", "original_label", "sentence"), ("sentence",), "label",
                    ("index", "sentence"), header=False),
-        None, {"test": "CoLA.tsv"}, {"validation": 1043}),
+        None, {"test": "CoLA.tsv"}),
     "sst2": Task(
         "sst2", ("sentence",), 2, ("negative", "positive"), ("validation",), ("test",),
-        ("accuracy",), 3, 1, "SST-2",
+        ("accuracy",), "SST-2",
         _std_files(("sentence", "label"), ("sentence",), "label", ("index", "sentence")),
-        None, {"test": "SST-2.tsv"}, {"validation": 872}),
+        None, {"test": "SST-2.tsv"}),
     "mrpc": Task(
         "mrpc", ("sentence1", "sentence2"), 2, ("not_equivalent", "equivalent"), ("validation",),
-        ("test",), ("f1", "accuracy"), 5, 3, "MRPC",
+        ("test",), ("f1", "accuracy"), "MRPC",
         _std_files(_MRPC, ("#1 String", "#2 String"), "Quality", _MRPC_TEST),
-        None, {"test": "MRPC.tsv"}, {"validation": 408}),
+        None, {"test": "MRPC.tsv"}),
     "stsb": Task(
         "stsb", ("sentence1", "sentence2"), 1, (), ("validation",), ("test",),
-        ("pearson", "spearmanr"), 3, 3, "STS-B",
+        ("pearson", "spearmanr"), "STS-B",
         _std_files(_STSB, ("sentence1", "sentence2"), "score", _STSB[:-1]),
-        None, {"test": "STS-B.tsv"}, {"validation": 1500}),
+        None, {"test": "STS-B.tsv"}),
     "qqp": Task(
         "qqp", ("question1", "question2"), 2, ("not_duplicate", "duplicate"), ("validation",),
-        ("test",), ("accuracy", "f1"), 3, 1, "QQP",
+        ("test",), ("accuracy", "f1"), "QQP",
         _std_files(_QQP, ("question1", "question2"), "is_duplicate",
                    ("id", "question1", "question2")),
-        None, {"test": "QQP.tsv"}, {"validation": 40430}, skip_malformed_tsv_rows=True),
+        None, {"test": "QQP.tsv"}, skip_malformed_tsv_rows=True),
     "mnli": Task(
         "mnli", ("premise", "hypothesis"), 3, ("entailment", "neutral", "contradiction"),
         ("validation_matched", "validation_mismatched"), ("test_matched", "test_mismatched"),
-        ("accuracy_matched", "accuracy_mismatched"), 3, 1, "MNLI",
+        ("accuracy_matched", "accuracy_mismatched"), "MNLI",
         {
             "train": TsvFile("train.tsv", _MNLI_TRAIN, True, ("sentence1", "sentence2"),
                              "gold_label"),
@@ -153,30 +151,26 @@ _TASKS = {
                                        ("sentence1", "sentence2"), None),
         },
         {"entailment": 0, "neutral": 1, "contradiction": 2},
-        {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"},
-        {"validation_matched": 9815, "validation_mismatched": 9832}),
+        {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"}),
     "qnli": Task(
         "qnli", ("question", "sentence"), 2, ("entailment", "not_entailment"), ("validation",),
-        ("test",), ("accuracy",), 3, 1, "QNLI",
+        ("test",), ("accuracy",), "QNLI",
         _std_files(("index", "question", "sentence", "label"), ("question", "sentence"), "label",
                    ("index", "question", "sentence")),
-        _NLI_MAP, {"test": "QNLI.tsv"}, {"validation": 5463}),
+        _NLI_MAP, {"test": "QNLI.tsv"}),
     "rte": Task(
         "rte", ("sentence1", "sentence2"), 2, ("entailment", "not_entailment"), ("validation",),
-        ("test",), ("accuracy",), 3, 10, "RTE",
+        ("test",), ("accuracy",), "RTE",
         _std_files(_NLI_PAIR, ("sentence1", "sentence2"), "label", _NLI_PAIR[:-1]),
-        _NLI_MAP, {"test": "RTE.tsv"}, {"validation": 277}),
+        _NLI_MAP, {"test": "RTE.tsv"}),
     # WNLI's TSV labels are already 0/1 with 1 = entailment, matching the hub's
     # ("not_entailment", "entailment") order.
     "wnli": Task(
         "wnli", ("sentence1", "sentence2"), 2, ("not_entailment", "entailment"), ("validation",),
-        ("test",), ("accuracy",), 5, 10, "WNLI",
+        ("test",), ("accuracy",), "WNLI",
         _std_files(_NLI_PAIR, ("sentence1", "sentence2"), "label", _NLI_PAIR[:-1]),
-        None, {"test": "WNLI.tsv"}, {"validation": 71}),
+        None, {"test": "WNLI.tsv"}),
 }
-
-# The diagnostic set AX is predicted with the MNLI model; its submission file is optional.
-AX_SUBMISSION = "AX.tsv"
 
 
 def get_task(name: str) -> Task:

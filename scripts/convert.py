@@ -7,10 +7,7 @@
 tokenizer when the work directory has one); sparse models keep their zeros.
 """
 import argparse
-import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
@@ -21,7 +18,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="Output directory.")
     parser.add_argument("--step", type=int, default=None, help="--to_hf: checkpoint step (default: latest).")
     args = parser.parse_args(argv)
-    from jax_bert import convert
+    from jax_bert.train import convert
 
     try:
         out = convert.hf_to_workdir(args.from_hf, args.out) if args.from_hf else \

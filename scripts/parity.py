@@ -42,7 +42,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for cls, head in ((transformers.BertForMaskedLM, "mlm"), (transformers.BertForSequenceClassification, "classifier")):
+        for cls, head in ((transformers.BertForMaskedLM, "mlm"),
+                          (transformers.BertForSequenceClassification, "classifier")):
             hf = _perturbed(cls(transformers.BertConfig(num_labels=3, **ODD)))
             path = os.path.join(tmp, head)
             hf.save_pretrained(path)

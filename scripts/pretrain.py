@@ -5,12 +5,9 @@ command on each (see README: Multi-host).
 """
 import logging
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                           lock_config=True)
@@ -22,12 +19,12 @@ def main(argv):
     # Our progress at INFO; the libraries' (orbax logs every save) only when something is wrong.
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
-    from jax_bert import pretrain
+    from jax_bert.train import loop
 
     config = _CONFIG.value
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
-    result = pretrain.run(config, workdir)
+    result = loop.run(config, workdir)
     print({k: v for k, v in result.items() if k != "last_train"})
 
 

@@ -10,8 +10,6 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 SCALES = ("tiny", "small", "base")
 
 
@@ -26,7 +24,7 @@ def main(argv=None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
     from glue import study
-    from jax_bert.default_config import load_config_file
+    from jax_bert.train.config import load_config_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     preset = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py")).get_config()

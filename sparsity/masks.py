@@ -65,16 +65,9 @@ def _is_none(x) -> bool:
     return x is None
 
 
-def _key_name(k) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
-
-
 def path_str(key_path) -> str:
-    """"/"-joined names of a jax key path (DictKey, GetAttrKey, SequenceKey)."""
-    return "/".join(_key_name(k) for k in key_path)
+    """"/"-joined names of a jax key path (dict keys, attribute names, sequence indices)."""
+    return jax.tree_util.keystr(tuple(key_path), simple=True, separator="/")
 
 
 def named_leaves(tree, *, keep_none: bool = False) -> list[tuple[str, Any]]:
@@ -144,12 +137,6 @@ def match_rules(params, rules) -> dict[str, Rule]:
     return matched
 
 
-def select(params, rules):
-    """Tree of Python bools shaped like params: True where a rule makes the param sparse."""
-    matched = match_rules(params, rules)
-    return map_with_path(lambda path, _: path in matched, params)
-
-
 def _check_structure(masks, params, what: str):
     ms = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
     try:
@@ -171,30 +158,3 @@ def apply_masks(params, masks):
         return jnp.where(m, p, jnp.zeros((), p.dtype))
 
     return jax.tree.map(f, masks, params, is_leaf=_is_none)
-
-
-def mask_updates(updates, masks):
-    """Zero gradients / optimizer updates of masked-off weights, so they stay exactly 0.
-
-    Same arithmetic as apply_masks; a separate name because it is applied to a different
-    tree (gradients before the optimizer, or updates after it).
-    """
-    _check_structure(masks, updates, "updates")
-
-    def f(m, u):
-        if m is None or u is None:
-            return u
-        return jnp.where(m, u, jnp.zeros((), u.dtype))
-
-    return jax.tree.map(f, masks, updates, is_leaf=_is_none)
-
-
-def sparse_items(masks, tree=None) -> list[tuple[str, Any, Any]]:
-    """[(path, mask, leaf of tree or None)] for the sparse params only, in tree order."""
-    mpaths = named_leaves(masks, keep_none=True)
-    if tree is None:
-        leaves = [None] * len(mpaths)
-    else:
-        _check_structure(masks, tree, "tree")
-        leaves = jax.tree_util.tree_structure(masks, is_leaf=_is_none).flatten_up_to(tree)
-    return [(p, m, x) for (p, m), x in zip(mpaths, leaves) if m is not None]

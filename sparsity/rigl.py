@@ -91,7 +91,7 @@ def _rank_below(scores, k):
 
 
 @functools.partial(jax.jit, static_argnums=4)
-def _update_groups(w, m, g, drop_frac, reinit_when_same):
+def _select_groups(w, m, g, drop_frac, reinit_when_same):
     """RigL on rows: w, m, g are [B, n]; each row is one group with its own count."""
     absw = jnp.abs(w).astype(jnp.float32)
     absg = jnp.abs(g).astype(jnp.float32)
@@ -104,36 +104,34 @@ def _update_groups(w, m, g, drop_frac, reinit_when_same):
     # Grow: the k largest |grad| among weights inactive after the drop; a just-dropped
     # weight is a candidate, as in the RigL code.
     grown = _rank_below(jnp.where(kept, inf, -absg), k)
-    new_m = kept | grown
-    # Regrown = new connections (zeroed, moments reset). A weight dropped and regrown in the
-    # same step keeps its value unless reinit_when_same (RigL's flag of that name).
+    # Regrown = new connections (they start at 0; their moments may be reset). A weight dropped
+    # and regrown in the same step keeps its value unless reinit_when_same (RigL's flag).
     regrown = grown if reinit_when_same else grown & ~m
-    new_w = jnp.where(new_m & ~regrown, w, jnp.zeros((), w.dtype))
-    return new_w, new_m, regrown
+    return kept | grown, regrown
 
 
-def rigl_update(params, masks, grads, drop_frac, *, mode: str = "global",
-                reinit_when_same: bool = False):
-    """One RigL mask update -> (new_params, new_masks, regrown_masks).
+def rigl_masks(weights, masks, grads, drop_frac, *, mode: str = "global",
+               reinit_when_same: bool = False):
+    """One RigL mask update -> (new_masks, regrown_masks).
 
     Prunes the floor(drop_frac * n_active) smallest-|w| active weights and regrows as many
     weights with the largest |grad| among those inactive after the drop; density is exactly
-    unchanged (per tensor slice in per_tensor mode, overall in global mode). Regrown weights
-    are exactly 0; regrown_masks marks them (None for dense params) for reset_moments.
+    unchanged (per tensor slice in per_tensor mode, overall in global mode). `regrown_masks`
+    marks the weights that start again from 0 (None for dense params): the caller keeps a
+    weight's value where `new_masks & ~regrown_masks` and zeroes it elsewhere.
 
     mode="per_tensor": each [in, out] slice of a tensor (leading axes, e.g. the scanned
     layer axis, are batch axes) is its own group, so a scanned and an unscanned model
     update identically. mode="global": one ranking over the concatenation of all sparse
-    tensors (one sort over ~110M values for BERT-base).
-    Dense params pass through. Masked-off weights of the input need not be 0.
+    tensors. Masked-off weights of the input need not be 0.
     """
     if mode not in MODES:
         raise ValueError(f"unknown RigL mode {mode!r}; use one of {MODES}")
-    _check_structure(masks, params, "params")
+    _check_structure(masks, weights, "params")
     _check_structure(masks, grads, "grads")
     treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
     ms = treedef.flatten_up_to(masks)
-    ws = treedef.flatten_up_to(params)
+    ws = treedef.flatten_up_to(weights)
     gs = treedef.flatten_up_to(grads)
     idx = [i for i, m in enumerate(ms) if m is not None]
     for i in idx:
@@ -141,32 +139,30 @@ def rigl_update(params, masks, grads, drop_frac, *, mode: str = "global",
             raise ValueError(f"mask/param/grad shapes differ: {ms[i].shape}, {ws[i].shape}, "
                              f"{gs[i].shape}")
     f = jnp.clip(jnp.asarray(drop_frac, jnp.float32), 0.0, 1.0)
-    new_w, new_m, regrown = list(ws), list(ms), [None] * len(ms)
+    new_m, regrown = list(ms), [None] * len(ms)
     if not idx:
-        return params, masks, masks
+        return masks, masks
     if mode == "per_tensor":
         for i in idx:
             shape = ws[i].shape
             b = math.prod(shape[:-2])
-            w2, m2, r2 = _update_groups(ws[i].reshape(b, -1), ms[i].reshape(b, -1),
-                                        gs[i].reshape(b, -1), f, reinit_when_same)
-            new_w[i], new_m[i], regrown[i] = (w2.reshape(shape), m2.reshape(shape),
-                                              r2.reshape(shape))
+            m2, r2 = _select_groups(ws[i].reshape(b, -1), ms[i].reshape(b, -1),
+                                    gs[i].reshape(b, -1), f, reinit_when_same)
+            new_m[i], regrown[i] = m2.reshape(shape), r2.reshape(shape)
     else:
         # Concatenate in float32 so tensors of different dtypes rank together.
-        cat = lambda xs: jnp.concatenate([x.reshape(-1) for x in xs])[None, :]
+        cat = lambda xs: jnp.concatenate([x.reshape(-1) for x in xs])[None, :]  # noqa: E731
         w_cat = cat([ws[i].astype(jnp.float32) for i in idx])
         g_cat = cat([gs[i].astype(jnp.float32) for i in idx])
         m_cat = cat([ms[i] for i in idx])
-        w2, m2, r2 = _update_groups(w_cat, m_cat, g_cat, f, reinit_when_same)
+        m2, r2 = _select_groups(w_cat, m_cat, g_cat, f, reinit_when_same)
         off = 0
         for i in idx:
             n, shape = ws[i].size, ws[i].shape
             sl = slice(off, off + n)
-            new_w[i] = w2[0, sl].reshape(shape).astype(ws[i].dtype)
             new_m[i], regrown[i] = m2[0, sl].reshape(shape), r2[0, sl].reshape(shape)
             off += n
-    return (treedef.unflatten(new_w), treedef.unflatten(new_m), treedef.unflatten(regrown))
+    return treedef.unflatten(new_m), treedef.unflatten(regrown)
 
 
 def no_regrowth(masks):
@@ -174,18 +170,18 @@ def no_regrowth(masks):
     return jax.tree.map(lambda m: None if m is None else jnp.zeros_like(m), masks, is_leaf=_is_none)
 
 
-def maybe_rigl_update(pred, params, masks, grads, drop_frac, *, mode: str = "global",
-                      reinit_when_same: bool = False):
-    """rigl_update under lax.cond(pred): the sort only runs on update steps."""
+def maybe_rigl_masks(pred, weights, masks, grads, drop_frac, *, mode: str = "global",
+                     reinit_when_same: bool = False):
+    """rigl_masks under lax.cond(pred): the selection only runs on update steps."""
     def update(operands):
-        p, m, g, f = operands
-        return rigl_update(p, m, g, f, mode=mode, reinit_when_same=reinit_when_same)
+        w, m, g, f = operands
+        return rigl_masks(w, m, g, f, mode=mode, reinit_when_same=reinit_when_same)
 
     def skip(operands):
-        p, m, _, _ = operands
-        return p, m, no_regrowth(m)
+        _, m, _, _ = operands
+        return m, no_regrowth(m)
 
-    return jax.lax.cond(pred, update, skip, (params, masks, grads, drop_frac))
+    return jax.lax.cond(pred, update, skip, (weights, masks, grads, drop_frac))
 
 
 def reset_moments(opt_state, regrown_masks):

@@ -1,0 +1,182 @@
+"""Every GLUE fine-tuning setting with its default (the original protocol, docs/original.md), written once.
+
+This file is the default `--config` of scripts/finetune_glue.py, so every key here can be changed on
+the command line (`--config.learning_rate=3e-5`, `--config.tasks.rte.epochs=2`). A config file of
+your own starts from these defaults and changes what it needs, as the pretraining configs do:
+
+    from glue.config import get_config as glue_defaults
+
+    def get_config():
+        c = glue_defaults()
+        c.learning_rate = 3e-5
+        c.tasks.rte.update(epochs=2, batch_size=8)
+        return c
+
+Per task, `epochs` and `runs` (seeds) are the protocol's; `learning_rate`, `batch_size`,
+`max_length` and `weight_decay` are unset and then take the global value.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Mapping, Sequence
+
+import ml_collections
+from absl import flags
+from ml_collections import config_dict
+
+# The protocol's (epochs, runs) per task: 5 epochs for the small CoLA / MRPC / WNLI, 3 elsewhere;
+# 10 runs for CoLA / RTE / WNLI, 3 for MRPC / STS-B, 1 for the large tasks.
+PROTOCOL = {"cola": (5, 10), "sst2": (3, 1), "mrpc": (5, 3), "stsb": (3, 3), "qqp": (3, 1),
+            "mnli": (3, 1), "qnli": (3, 1), "rte": (3, 10), "wnli": (5, 10)}
+# Per-task fields that default to the global value, with their types.
+INHERITED = {"learning_rate": float, "batch_size": int, "max_length": int, "weight_decay": float}
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.learning_rate = 2e-5
+    c.batch_size = 32
+    c.max_length = 128
+    c.weight_decay = 0.0  # HF run_glue's default; the original names none
+    c.warmup_steps = 0
+    c.clip = 1.0  # HF Trainer's max_grad_norm
+    c.b1 = 0.9
+    c.b2 = 0.999
+    c.eps = 1e-8
+    c.eval_batch_size = 128
+    c.sparse_threshold = 0.1  # a kernel / embedding with more exact zeros than this keeps its zeros
+    # Compute options of the model (jax_bert.model.BertConfig).
+    c.dtype = "float32"
+    c.scan_layers = False
+    c.remat = False
+    c.log_every = 10  # steps between progress-bar loss updates (each is one host sync)
+    # How one step runs the seeds: 'vmap', 'map' (lax.map loop) or 'auto' (map on one CPU device,
+    # where batching the seeds is slower; vmap elsewhere). Results are the same either way.
+    c.seed_loop = "auto"
+    c.tasks = ml_collections.ConfigDict()
+    for name, (epochs, runs) in PROTOCOL.items():
+        c.tasks[name] = ml_collections.ConfigDict(
+            {"epochs": epochs, "runs": runs,
+             **{field: config_dict.placeholder(kind) for field, kind in INHERITED.items()}})
+    return c
+
+
+def _leaves(config, prefix: str = "") -> dict:
+    out = {}
+    for key in config.keys():
+        value = config[key]
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _kind(defaults: ml_collections.ConfigDict, dotted: str) -> type:
+    *parents, leaf = dotted.split(".")
+    node = defaults
+    for p in parents:
+        node = node[p]
+    return node.get_type(leaf)
+
+
+def validate(config) -> None:
+    """The config has exactly the keys of get_config(), each holding a value of its type (per-task
+    fields may be unset); ranges are checked where the values are used (run.task_settings)."""
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ValueError(f"the GLUE config must be an ml_collections.ConfigDict (start from "
+                         f"glue.config.get_config()), got {type(config).__name__}.")
+    defaults = get_config()
+    want, have = _leaves(defaults), _leaves(config)
+    unknown, missing = sorted(set(have) - set(want)), sorted(set(want) - set(have))
+    if unknown:
+        raise ValueError(f"unknown GLUE config keys {unknown}; every key is in glue/config.py.")
+    if missing:
+        raise ValueError(f"the GLUE config lacks keys {missing}; start a config file from "
+                         "glue.config.get_config().")
+    for key, value in have.items():
+        kind = _kind(defaults, key)
+        if value is None and key.startswith("tasks.") and key.rsplit(".", 1)[1] in INHERITED:
+            continue
+        if kind is float:  # an int is a float too, a bool is not a number here
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"GLUE config {key} must be {kind.__name__}, got {value!r}.")
+
+
+def task_values(config, task: str) -> dict:
+    """The settings of one task: every global field, with the task's own values where it has them
+    (epochs, runs, and any of INHERITED that it sets)."""
+    values = {k: config[k] for k in config.keys() if k != "tasks"}
+    for k, v in config.tasks[task].items():
+        if v is not None:
+            values[k] = v
+    return values
+
+
+def with_overrides(overrides: Mapping, config: ml_collections.ConfigDict | None = None
+                   ) -> ml_collections.ConfigDict:
+    """get_config() (or `config`) with a nested dict of changes, e.g. {"learning_rate": 1e-3,
+    "tasks": {"cola": {"epochs": 3}}}; an unknown key or a value of the wrong type is a ValueError."""
+    config = get_config() if config is None else config
+
+    def merge(node, changes, prefix):
+        for key, value in dict(changes).items():
+            dotted = f"{prefix}{key}"
+            if key not in node:
+                raise ValueError(f"unknown GLUE config key {dotted!r}; every key is in glue/config.py.")
+            if isinstance(node[key], ml_collections.ConfigDict):
+                if not isinstance(value, (Mapping, ml_collections.ConfigDict)):
+                    raise ValueError(f"GLUE config key {dotted!r} is a group; give its fields.")
+                merge(node[key], value, dotted + ".")
+                continue
+            try:
+                node[key] = value
+            except TypeError as e:
+                raise ValueError(f"GLUE config key {dotted!r}: {e}") from e
+
+    merge(config, overrides, "")
+    return config
+
+
+def command_line_error(error: Exception, argv: Sequence[str]) -> str:
+    """One line for an error that absl / config_flags raised while reading the command line of
+    scripts/finetune_glue.py (their own reports: a traceback for an unknown key, two lines for a bad
+    value, nothing until the config is used for a missing file)."""
+    given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+             for i, a in enumerate(argv) if re.fullmatch(r"--?config(=.*)?", a)]
+    for path in given:
+        if path and not os.path.isfile(path) and not os.path.isfile(path.split(":", 1)[0]):
+            return f"--config {path}: no such file; give a Python file with get_config()."
+    if isinstance(error, LookupError | AttributeError):
+        defaults = get_config()
+        for arg in argv:
+            m = re.match(r"--?config\.([^=]+)", arg)
+            problem = m and _unknown_key(defaults, m.group(1))
+            if problem:
+                return problem
+    text = error
+    while isinstance(text, BaseException):  # config_flags wraps a KeyError in an AttributeError
+        text = text.args[0] if text.args else type(text).__name__
+    text = " ".join(str(text).split())
+    if isinstance(error, flags.Error | ValueError):  # a bad flag value, or validate()'s message
+        return text
+    # Anything else was raised while loading the config file (no get_config, a syntax error, ...).
+    return f"--config {given[-1] if given else __file__}: {type(error).__name__}: {text}"
+
+
+def _unknown_key(config, dotted: str) -> str | None:
+    node, parts = config, dotted.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict):
+            return (f"unknown config key {dotted!r}: {'.'.join(parts[:i])} is a value, not a group "
+                    "of keys.")
+        if part not in node:
+            where = ".".join(parts[:i]) or "the config"
+            return (f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} "
+                    "(glue/config.py).")
+        node = node[part]
+    return None

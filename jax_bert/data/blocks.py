@@ -1,0 +1,160 @@
+"""Documents -> packed blocks of token ids (int32 [N, seq_len]), cached on disk as .npy."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from jax_bert import files
+from jax_bert.data.documents import _hash, data_fingerprint, load_documents, normalize_spec
+from jax_bert.data.tokenizer import tokenizer_fingerprint
+
+_TOKENIZE_CHUNK = 1000  # documents per batched tokenizer call
+_CACHE_FORMAT = 1  # bump when the block layout changes, so old caches are not reused
+
+
+def tokenize_to_blocks(documents: Iterable[str] | Callable[[], Iterable[str]], tokenizer,
+                       seq_len: int, *, cache_dir: str, cache_key_parts: Any,
+                       pad_last: bool = False, return_info: bool = False):
+    """Packs documents into an int32 array [N, seq_len] of token ids, cached on disk.
+
+    Every non-empty document becomes [CLS] tokens [SEP]; the documents are concatenated in
+    order and cut into blocks of `seq_len`. With pad_last=False (training) the trailing
+    partial block is dropped; with pad_last=True (validation) it is kept and filled with
+    [PAD], so no text is lost.
+
+    The result is cached as `cache_dir/blocks-<key>.npy` (+ `.json` metadata: the number of
+    real tokens and documents), where key hashes (cache_key_parts, the tokenizer, seq_len,
+    pad_last). Put what the documents depend on in cache_key_parts, e.g.
+    (data_fingerprint(spec), 'train'). A cache hit is memory-mapped and never touches
+    `documents`, which may be a zero-argument callable so nothing is read on a hit.
+    Returns the array, or (array, info dict) with return_info=True.
+    """
+    if int(seq_len) < 2:
+        raise ValueError(f"seq_len must be at least 2 ([CLS] and [SEP]), got {seq_len}")
+    key = _hash({"parts": cache_key_parts, "tokenizer": tokenizer_fingerprint(tokenizer),
+                 "seq_len": int(seq_len), "pad_last": bool(pad_last),
+                 "format": _CACHE_FORMAT})[:24]
+    npy = os.path.join(cache_dir, f"blocks-{key}.npy")
+    meta_file = os.path.join(cache_dir, f"blocks-{key}.json")
+    if not (os.path.exists(npy) and os.path.exists(meta_file)):
+        docs = documents() if callable(documents) else documents
+        _build_blocks(docs, tokenizer, int(seq_len), bool(pad_last), npy, meta_file)
+    blocks = np.load(npy, mmap_mode="r")
+    if not return_info:
+        return blocks
+    with open(meta_file) as f:
+        return blocks, json.load(f)
+
+
+def _special_id(tokenizer, name: str) -> int:
+    value = getattr(tokenizer, f"{name}_token_id", None)
+    if value is None:
+        raise ValueError(f"tokenizer has no {name} token; BERT packing needs [CLS], [SEP] "
+                         "and [PAD]")
+    return int(value)
+
+
+def _pack_chunk(ids: list[list[int]], cls_id: int, sep_id: int) -> np.ndarray:
+    """[CLS] a [SEP] [CLS] b [SEP] ... as one int32 vector, without a Python loop per token."""
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    total = int(lengths.sum()) + 2 * len(ids)
+    out = np.empty(total, dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths + 2)[:-1]]).astype(np.int64)
+    ends = starts + lengths + 1
+    out[starts] = cls_id
+    out[ends] = sep_id
+    body = np.ones(total, dtype=bool)
+    body[starts] = False
+    body[ends] = False
+    out[body] = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32,
+                            count=int(lengths.sum()))
+    return out
+
+
+def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, npy: str,
+                  meta_file: str) -> None:
+    from tqdm.auto import tqdm
+
+    cls_id, sep_id, pad_id = (_special_id(tokenizer, n) for n in ("cls", "sep", "pad"))
+    cache_dir = os.path.dirname(os.path.abspath(npy))
+    os.makedirs(cache_dir, exist_ok=True)
+    total = n_docs = 0
+    # The token stream goes to a raw file first, so corpora larger than memory work.
+    raw_fd, raw_path = tempfile.mkstemp(prefix=".stream-", suffix=".bin", dir=cache_dir)
+    tmp_npy = None
+    try:
+        with os.fdopen(raw_fd, "wb") as raw, tqdm(
+                total=len(docs) if hasattr(docs, "__len__") else None, unit="doc",
+                desc="tokenizing", disable=None) as bar:
+            it = iter(docs)
+            while chunk := list(itertools.islice(it, _TOKENIZE_CHUNK)):
+                bar.update(len(chunk))
+                chunk = [d for d in chunk if d and not d.isspace()]
+                if not chunk:
+                    continue
+                ids = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
+                packed = _pack_chunk(ids, cls_id, sep_id)
+                packed.tofile(raw)
+                total += packed.size
+                n_docs += len(chunk)
+        n_blocks = math.ceil(total / seq_len) if pad_last else total // seq_len
+        if n_blocks == 0:
+            raise ValueError(f"the documents hold {total} tokens with [CLS]/[SEP], fewer than "
+                             f"one block of seq_len={seq_len}: add documents or lower seq_len")
+        kept = min(total, n_blocks * seq_len)
+        fd, tmp_npy = tempfile.mkstemp(prefix=".blocks-", suffix=".npy", dir=cache_dir)
+        os.close(fd)
+        out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.int32,
+                                        shape=(n_blocks, seq_len))
+        flat = out.reshape(-1)
+        stream = np.memmap(raw_path, dtype=np.int32, mode="r", shape=(total,))
+        step = 1 << 24
+        for i in range(0, kept, step):
+            flat[i:min(i + step, kept)] = stream[i:min(i + step, kept)]
+        flat[kept:] = pad_id
+        out.flush()
+        del out, flat, stream
+        meta = {"num_blocks": n_blocks, "seq_len": seq_len, "num_tokens": kept,
+                "num_tokens_dropped": total - kept, "num_documents": n_docs,
+                "pad_last": pad_last}
+        files.atomic_write_text(meta_file, json.dumps(meta))
+        os.replace(tmp_npy, npy)  # last: the .npy existing means the cache is complete
+        tmp_npy = None
+    finally:
+        os.unlink(raw_path)
+        if tmp_npy is not None and os.path.exists(tmp_npy):
+            os.unlink(tmp_npy)
+
+
+def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
+    """(train_blocks, validation_blocks) for a data spec, each int32 [N, seq_len].
+
+    Validation keeps its padded last block (no text lost); train drops its partial one. The
+    documents are loaded only if one of the two splits is not cached yet. With no
+    validation split (validation_fraction=0) the second element is None.
+    """
+    fingerprint = data_fingerprint(spec)
+    loaded: list = []
+
+    def split(i: int) -> Callable[[], Sequence[str]]:
+        def get():
+            if not loaded:
+                loaded.extend(load_documents(spec))
+            return loaded[i]
+        return get
+
+    train = tokenize_to_blocks(split(0), tokenizer, seq_len, cache_dir=cache_dir,
+                               cache_key_parts=[fingerprint, "train"])
+    if float(normalize_spec(spec)["validation_fraction"]) == 0:
+        return train, None
+    validation = tokenize_to_blocks(split(1), tokenizer, seq_len, cache_dir=cache_dir,
+                                    cache_key_parts=[fingerprint, "validation"],
+                                    pad_last=True)
+    return train, validation
+

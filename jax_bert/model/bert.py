@@ -1,0 +1,329 @@
+"""Flax BERT that computes exactly what Hugging Face's PyTorch BERT computes.
+
+Param tree (names mirror Hugging Face's so conversion is a rename plus a transpose):
+
+    bert/embeddings/{word,position,token_type}_embeddings/embedding, bert/embeddings/LayerNorm/{scale,bias}
+    bert/encoder/layer_N/...   or, with scan_layers, bert/encoder/layers/... with a leading layer axis
+        attention/self/{query,key,value}/{kernel,bias}, attention/output/dense, attention/output/LayerNorm,
+        intermediate/dense, output/dense, output/LayerNorm
+    bert/pooler/dense                       (classifier models only; HF's BertForMaskedLM has no pooler)
+    mlm/transform/dense, mlm/transform/LayerNorm, mlm/bias   (decoder tied to word_embeddings)
+    classifier/{kernel,bias}
+
+Every Dense kernel is [in, out]. Params carry logical axis names (see `sharding.py`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_bert.model.config import BertConfig
+from jax_bert.model.dropout import Dropout
+
+HEADS = ("mlm", "classifier", "none")
+
+
+def gelu_exact(x):
+    """Exact (erf) GELU written as PyTorch's `F.gelu` computes it: x * (1 + erf(x / sqrt 2)) / 2.
+
+    jax.nn.gelu(approximate=False) uses erfc instead, which XLA:CPU evaluates with two polynomial
+    branches and an exp: 2-3% of the BERT-base training step on a 2-core CPU. The two forms differ
+    by float32 rounding only (erfc is more accurate far in the negative tail, where GELU is ~0)."""
+    return x * (0.5 + 0.5 * jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
+
+
+def _act(name: str):
+    if name == "gelu":
+        return gelu_exact
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return lambda x: jax.nn.gelu(x, approximate=True)
+    if name == "relu":
+        return jax.nn.relu
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _dtype(config: BertConfig):
+    return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+
+def _dense(config: BertConfig, features: int, axes: tuple, name: str) -> nn.Dense:
+    init = nn.initializers.normal(stddev=config.initializer_range)
+    return nn.Dense(
+        features,
+        dtype=_dtype(config),
+        param_dtype=jnp.float32,
+        kernel_init=nn.with_logical_partitioning(init, axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
+        name=name,
+    )
+
+
+def _layer_norm(config: BertConfig, name: str = "LayerNorm") -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=config.layer_norm_eps,
+        dtype=_dtype(config),
+        param_dtype=jnp.float32,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("norm",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("norm",)),
+        name=name,
+    )
+
+
+def _embed(config: BertConfig, num: int, axes: tuple, name: str) -> nn.Embed:
+    init = nn.initializers.normal(stddev=config.initializer_range)
+    return nn.Embed(num, config.hidden_size, dtype=_dtype(config), param_dtype=jnp.float32,
+                    embedding_init=nn.with_logical_partitioning(init, axes), name=name)
+
+
+class Embeddings(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids):
+        cfg = self.config
+        word = _embed(cfg, cfg.vocab_size, ("vocab", "embed"), "word_embeddings")
+        position = _embed(cfg, cfg.max_position_embeddings, (None, "embed"), "position_embeddings")
+        token_type = _embed(cfg, cfg.type_vocab_size, (None, "embed"), "token_type_embeddings")
+        positions = jnp.arange(input_ids.shape[-1])[None, :]
+        x = word(input_ids) + position(positions) + token_type(token_type_ids)
+        x = _layer_norm(cfg)(x)
+        return Dropout(cfg.hidden_dropout_prob)(x, deterministic=self.deterministic)
+
+
+class SelfAttention(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x, attention_mask):
+        cfg = self.config
+        batch, length, _ = x.shape
+        split = lambda t: t.reshape(batch, length, cfg.num_attention_heads, cfg.head_dim)
+        q = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")(x))
+        k = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "key")(x))
+        v = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "value")(x))
+        mask = attention_mask[:, None, None, :].astype(bool)  # [batch, heads, q, k]: padding keys off
+        dropout = cfg.attention_probs_dropout_prob
+        if self.deterministic or dropout == 0.0:
+            # jax.nn.dot_product_attention: JAX picks the implementation (XLA today; cuDNN may be requested).
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask)
+        else:
+            # jax.nn.dot_product_attention has no dropout on the probabilities, which BERT trains with.
+            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(cfg.head_dim).astype(q.dtype)
+            scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+            probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(q.dtype)
+            probs = Dropout(dropout)(probs, deterministic=False)
+            out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        return out.reshape(batch, length, cfg.hidden_size)
+
+
+class AttentionBlock(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x, attention_mask):
+        cfg = self.config
+        h = SelfAttention(cfg, self.deterministic, name="self")(x, attention_mask)
+        return AttentionOutput(cfg, self.deterministic, name="output")(h, x)
+
+
+class AttentionOutput(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, h, residual):
+        cfg = self.config
+        h = _dense(cfg, cfg.hidden_size, ("heads", "embed"), "dense")(h)
+        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        return _layer_norm(cfg)(h + residual)
+
+
+class Intermediate(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.config
+        return _act(cfg.hidden_act)(_dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "dense")(x))
+
+
+class Output(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, h, residual):
+        cfg = self.config
+        h = _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "dense")(h)
+        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        return _layer_norm(cfg)(h + residual)
+
+
+class Layer(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x, attention_mask):
+        cfg = self.config
+        a = AttentionBlock(cfg, self.deterministic, name="attention")(x, attention_mask)
+        h = Intermediate(cfg, name="intermediate")(a)
+        out = Output(cfg, self.deterministic, name="output")(h, a)
+        if cfg.scan_layers:
+            return out, None
+        return out
+
+
+class Encoder(nn.Module):
+    config: BertConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x, attention_mask):
+        cfg = self.config
+        layer_cls = Layer
+        if cfg.remat:
+            # Recompute activations in the backward pass: memory for FLOPs.
+            layer_cls = nn.remat(Layer, prevent_cse=not cfg.scan_layers)
+        if cfg.scan_layers:
+            # One compiled layer body applied L times: compile time independent of depth.
+            stack = nn.scan(
+                layer_cls,
+                variable_axes={"params": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=nn.broadcast,
+                length=cfg.num_hidden_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, _ = stack(cfg, self.deterministic, name="layers")(x, attention_mask)
+            return x
+        for i in range(cfg.num_hidden_layers):
+            x = layer_cls(cfg, self.deterministic, name=f"layer_{i}")(x, attention_mask)
+        return x
+
+
+class Pooler(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, sequence_output):
+        cfg = self.config
+        return jnp.tanh(_dense(cfg, cfg.hidden_size, ("embed", None), "dense")(sequence_output[:, 0]))
+
+
+class BertEncoder(nn.Module):
+    """Embeddings + encoder (+ pooler): the `bert/` subtree."""
+
+    config: BertConfig
+    add_pooler: bool = False
+    deterministic: bool = True
+
+    def setup(self):
+        self.embeddings = Embeddings(self.config, self.deterministic)
+        self.encoder = Encoder(self.config, self.deterministic)
+        if self.add_pooler:
+            self.pooler = Pooler(self.config)
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        x = self.embeddings(input_ids, token_type_ids)
+        x = self.encoder(x, attention_mask)
+        pooled = self.pooler(x) if self.add_pooler else None
+        return x, pooled
+
+
+class MlmHead(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x, word_embeddings):
+        cfg = self.config
+        t = MlmTransform(cfg, name="transform")(x)
+        bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),
+                          (cfg.vocab_size,), jnp.float32)
+        logits = jnp.einsum("...h,vh->...v", t, word_embeddings.astype(t.dtype))
+        return logits + bias.astype(logits.dtype)
+
+
+class MlmTransform(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.config
+        x = _act(cfg.hidden_act)(_dense(cfg, cfg.hidden_size, ("embed", None), "dense")(x))
+        return _layer_norm(cfg)(x)
+
+
+class Bert(nn.Module):
+    """BERT with one head: 'mlm' (BertForMaskedLM), 'classifier' (BertForSequenceClassification,
+    one label = regression) or 'none' (BertModel without pooler; returns the last hidden state)."""
+
+    config: BertConfig
+    head: str = "mlm"
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, masked_positions=None):
+        cfg = self.config
+        if attention_mask is None:
+            attention_mask = jnp.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        bert = BertEncoder(cfg, add_pooler=self.head == "classifier", deterministic=self.deterministic,
+                           name="bert")
+        sequence_output, pooled = bert(input_ids, attention_mask, token_type_ids)
+        if self.head == "none":
+            return sequence_output
+        if self.head == "mlm":
+            if masked_positions is not None:
+                # Gather before the head: the vocabulary projection runs only at the predicted slots.
+                sequence_output = jnp.take_along_axis(sequence_output, masked_positions[..., None], axis=1)
+            # Tied decoder. (During init the variable is still boxed with its logical axes.)
+            embedding = nn.meta.unbox(bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"])
+            return MlmHead(cfg, name="mlm")(sequence_output, embedding)
+        if self.head == "classifier":
+            pooled = Dropout(cfg.hidden_dropout_prob)(pooled, deterministic=self.deterministic)
+            return _dense(cfg, cfg.num_labels, ("embed", None), "classifier")(pooled)
+        raise ValueError(f"unknown head {self.head!r}; use one of {HEADS}")
+
+
+def mlm_params(params: dict, source: str) -> dict:
+    """The params a masked-LM model uses (`bert/` without the pooler, and `mlm/`) out of any
+    checkpoint's tree; a checkpoint without an MLM head is refused, naming `source`."""
+    if "mlm" not in params:
+        raise ValueError(f"{source} has no MLM head; a BertForMaskedLM or BertForPreTraining checkpoint is needed.")
+    return {"bert": {k: v for k, v in params["bert"].items() if k != "pooler"}, "mlm": params["mlm"]}
+
+
+def _dummy_inputs(config: BertConfig):
+    ids = jnp.zeros((1, min(8, config.max_position_embeddings)), jnp.int32)
+    return ids, jnp.ones_like(ids), jnp.zeros_like(ids)
+
+
+def init_params(config: BertConfig, rng: jax.Array, head: str = "mlm") -> dict[str, Any]:
+    """Random params (Hugging Face's init: normal(0.02) weights, zero biases, unit LayerNorm)."""
+    boxed = Bert(config, head).init({"params": rng}, *_dummy_inputs(config))["params"]
+    return nn.meta.unbox(boxed)
+
+
+def logical_axes(config: BertConfig, head: str = "mlm") -> dict[str, Any]:
+    """The logical axis names of every param, as a tree of PartitionSpec (no params are computed)."""
+    boxed = jax.eval_shape(lambda: Bert(config, head).init({"params": jax.random.key(0)},
+                                                          *_dummy_inputs(config))["params"])
+    return nn.get_partition_spec(boxed)
+
+
+def apply(config: BertConfig, params, input_ids, attention_mask=None, token_type_ids=None, *,
+          head: str = "mlm", masked_positions=None, dropout_rng=None):
+    """Runs the model; dropout is on exactly when `dropout_rng` is given (training)."""
+    deterministic = dropout_rng is None
+    rngs = None if deterministic else {"dropout": dropout_rng}
+    return Bert(config, head, deterministic).apply(
+        {"params": params}, input_ids, attention_mask, token_type_ids, masked_positions, rngs=rngs)

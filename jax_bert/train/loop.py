@@ -1,0 +1,297 @@
+"""The pretraining loop: data -> sharded train state -> steps, evaluation, checkpoints, logs.
+
+`run(config, workdir)` is the whole job behind `scripts/pretrain.py`. A work directory that already
+holds a checkpoint is resumed: the batch of step s is a pure function of (seed, s, process index) and
+dropout is a pure function of (seed, s), so a resumed run continues exactly where it stopped.
+The step itself (dense, sparse, RigL, distillation) is built by train/step.py.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+import sparsity
+from jax_bert import data, files, model
+from jax_bert.data import mlm_batches
+from jax_bert.model import BertConfig, hf_io
+from jax_bert.train import checkpoint, optim, sharding
+from jax_bert.train import step as train_step
+from jax_bert.train.config import validate
+from jax_bert.train.logs import MetricsWriter
+from jax_bert.train.teachers import load_teachers
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------- set-up
+
+
+def _cache_dir(config) -> str:
+    return config.data_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "jax_sparse_bert")
+
+
+def prepare_data(config, workdir: str):
+    """(tokenizer, train_blocks, validation_blocks). Process 0 builds the caches first; the others then
+    read them (or, on hosts that do not share the disk, build their own copy, identical by construction)."""
+    spec = config.data.to_dict()
+
+    def build():
+        tokenizer = data.get_tokenizer(config.tokenizer.name or None, workdir=workdir,
+                                       documents=lambda: data.load_documents(spec)[0],
+                                       vocab_size=config.tokenizer.vocab_size, lowercase=config.tokenizer.lowercase)
+        train_blocks, val_blocks = data.prepare_blocks(spec, tokenizer, config.train.seq_len,
+                                                       cache_dir=_cache_dir(config))
+        return tokenizer, train_blocks, val_blocks
+
+    if jax.process_count() == 1:
+        return build()
+    result = build() if jax.process_index() == 0 else None
+    multihost_utils.sync_global_devices("data caches ready")
+    return result if result is not None else build()
+
+
+def model_config_for(config, tokenizer) -> tuple[BertConfig, dict | None]:
+    """The model config (and params when starting from a Hugging Face checkpoint)."""
+    overrides = {k: config.model[k] for k in ("dtype", "remat", "scan_layers")}
+    if config.init_from_hf:
+        model_config, params = hf_io.load_hf(config.init_from_hf, **overrides)
+        params = model.mlm_params(params, f"init_from_hf {config.init_from_hf}")
+        params = model.match_layout(params, model_config.scan_layers, model_config.num_hidden_layers)
+    else:
+        fields = config.model.to_dict()
+        if not fields.get("vocab_size"):
+            fields["vocab_size"] = len(tokenizer)
+        model_config, params = BertConfig(**fields), None
+    if len(tokenizer) > model_config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is "
+                         f"{model_config.vocab_size}; set model.vocab_size=0 to size it from the tokenizer.")
+    return model_config, params
+
+
+def masking_kwargs(config, tokenizer) -> dict:
+    return mlm_batches.masking_kwargs(tokenizer, config.train.seq_len,
+                                      mlm_probability=config.masking.mlm_probability,
+                                      whole_word=config.masking.whole_word)
+
+
+def local_batch(blocks, step: int, config, mask_kw) -> dict[str, np.ndarray]:
+    """This process's rows of the global batch of `step`, shaped [accum, rows, ...]."""
+    t = config.train
+    local = mlm_batches.batch_for_step(blocks, step, seed=t.seed, global_batch_size=t.global_batch_size,
+                                       process_index=jax.process_index(), process_count=jax.process_count(),
+                                       **mask_kw)
+    return {k: v.reshape(t.grad_accum_steps, -1, *v.shape[1:]) for k, v in local.items()
+            if k in train_step.BATCH_KEYS}
+
+
+# --------------------------------------------------------------------------------------- eval
+
+
+def evaluate(eval_step, params, blocks: np.ndarray, config, mask_kw, mesh) -> dict[str, float]:
+    """Mean MLM cross-entropy (nats) over every masked token of the whole validation set."""
+    totals = None
+    for batch, _ in mlm_batches.eval_batches(blocks, config.train.eval_batch_size, seed=config.train.seed,
+                                             process_index=jax.process_index(),
+                                             process_count=jax.process_count(), **mask_kw):
+        local = {k: v for k, v in batch.items() if k in train_step.BATCH_KEYS}
+        sums = eval_step(params, sharding.place_batch(local, mesh))
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    scored = int(totals["blocks"])
+    if scored != len(blocks):  # every validation block counted once, none dropped
+        raise AssertionError(f"evaluation scored {scored} blocks but the validation set has {len(blocks)}")
+    loss = float(totals["loss_sum"] / totals["weight_sum"])
+    return {"eval_loss": loss, "perplexity": math.exp(loss) if loss < 700 else float("inf"),
+            "eval_mlm_accuracy": float(totals["correct_sum"] / totals["weight_sum"]),
+            "eval_blocks": scored, "eval_masked_tokens": int(totals["weight_sum"])}
+
+
+# --------------------------------------------------------------------------------------- the loop
+
+
+class _StopSignal:
+    """SIGTERM / SIGINT: finish the current step, save, exit cleanly."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _to_host(tree):
+    """Whole arrays on the host, also when they are sharded over other processes' devices
+    (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return jax.tree.map(lambda x: None if x is None else multihost_utils.process_allgather(x, tiled=True),
+                        tree, is_leaf=lambda x: x is None)
+
+
+def _check_finite(step: int, metrics: dict) -> None:
+    bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
+    if bad:
+        raise TrainingDiverged(
+            f"step {step}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; training stopped. The last good "
+            f"checkpoint is intact; lower the learning rate or check the data, then rerun to resume from it.")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Pretrains as the config says; returns the final evaluation (and writes everything to workdir).
+
+    Sparse training (config.sparsity) and distillation (config.distill) are part of the same step.
+    """
+    validate(config)
+    sharding.maybe_initialize_distributed(config.distributed)
+    os.makedirs(workdir, exist_ok=True)
+    is_main = jax.process_index() == 0
+    mesh = sharding.make_mesh(config.mesh)
+    t = config.train
+    rows_per_step = t.global_batch_size // t.grad_accum_steps
+    if rows_per_step % sharding.batch_shards(mesh):
+        raise ValueError(f"the micro-batch of {rows_per_step} rows (global_batch_size / grad_accum_steps) "
+                         f"does not split over the mesh's data x fsdp = {sharding.batch_shards(mesh)} shards.")
+
+    tokenizer, train_blocks, val_blocks = prepare_data(config, workdir)
+    model_config, init_params = model_config_for(config, tokenizer)
+    mask_kw = masking_kwargs(config, tokenizer)
+    # Every configuration error (sparsity rules, RigL settings, teachers) surfaces here, before compiling.
+    abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
+    tx = optim.make_train_optimizer(config, abstract_params)
+    teachers = load_teachers(config.distill, model_config, mesh)
+    program = train_step.build(model_config, tx, mesh, seed=t.seed, teachers=teachers,
+                               distill=train_step.Distillation.from_config(config.distill, t.steps))
+    teacher_params = [teacher.params for teacher in teachers]
+
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
+                                      keep=t.keep_checkpoints)
+    start = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
+    if start is not None:
+        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                              program.abstract_state, program.shardings)
+        try:
+            state, position, _ = checkpoint.restore(manager, target)
+        except ValueError as e:
+            raise ValueError(f"{workdir} holds a checkpoint of a different model or optimizer ({e}); "
+                             f"resume with the config it was written with (workdir/config.json) or use a "
+                             f"new work directory.") from e
+        start = int(position["step"])
+        log.info("resumed from %s at step %d", workdir, start)
+    else:
+        state = program.init_state(init_params)
+        start = 0
+    if is_main:
+        files.atomic_write_json(os.path.join(workdir, "config.json"), config.to_dict())
+        model_config.save(workdir)
+        if config.tokenizer.name:  # a trained vocab is already cached there
+            tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
+
+    writer = MetricsWriter(workdir, enabled=is_main)
+    n_params = train_step.count_params(program.abstract_state["params"])
+    masks = sparsity.get_masks(state["opt_state"])
+    if masks is not None:  # every process takes part in the gather; process 0 reports
+        stats = sparsity.sparsity_stats(_to_host(state["params"]), _to_host(masks))
+    if is_main:
+        log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
+                 f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
+                 dict(mesh.shape))
+        if masks is not None:
+            log.info("sparsity at step %d:\n%s", start, sparsity.format_stats(stats, only_sparse=True))
+            writer.scalars(start, {"overall_sparsity": stats.overall.sparsity}, prefix="sparsity/")
+            writer.image(start, "sparsity/density_per_tensor", sparsity.density_chart(stats))
+
+    tokens_per_step = t.global_batch_size * t.seq_len
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=t.steps, initial=start, disable=not is_main or not t.progress_bar, unit="step",
+               dynamic_ncols=True, mininterval=2.0)
+    pending = None  # (step, metrics) of the step in flight: checked one step late, keeping dispatch async
+    compile_started = time.time()
+    interval_start, interval_steps = time.time(), 0
+    result: dict[str, Any] = {"status": "finished"}
+
+    def settle(pending):
+        nonlocal interval_start, interval_steps
+        step, metrics = pending
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        _check_finite(step, metrics)
+        if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
+            elapsed = time.time() - interval_start
+            metrics["step_time"] = elapsed / max(interval_steps, 1)
+            metrics["tokens_per_second"] = tokens_per_step / metrics["step_time"]
+            writer.scalars(step + 1, metrics, prefix="train/")
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
+            interval_start, interval_steps = time.time(), 0
+        return metrics
+
+    def save(step: int, force: bool = False):
+        checkpoint.save(manager, step, state, data_position={"step": step}, config=config.to_dict(), force=force)
+
+    with _StopSignal() as stop:
+        step = start
+        while step < t.steps:
+            batch = sharding.place_batch(local_batch(train_blocks, step, config, mask_kw), mesh, leading_axes=1)
+            state, metrics = program.train_step(state, batch, teacher_params)
+            if step == start:
+                result["compile_seconds"] = time.time() - compile_started
+            if pending is not None:
+                settle(pending)
+            pending = (step, metrics)
+            step += 1
+            interval_steps += 1
+            bar.update(1)
+            stop_now = stop.received is not None
+            if step % t.checkpoint_every == 0 or stop_now:
+                settle(pending)  # never save a state whose step diverged
+                pending = None
+                save(step, force=stop_now)
+            if val_blocks is not None and t.eval_every and step % t.eval_every == 0 and step < t.steps:
+                writer.scalars(step, evaluate(program.eval_step, state["params"], val_blocks, config, mask_kw, mesh),
+                               prefix="eval/")
+            if stop_now:
+                result["status"] = f"stopped by {stop.received} at step {step}"
+                break
+        if pending is not None:
+            result["last_train"] = settle(pending)
+        bar.close()
+        if result["status"] == "finished":
+            save(step, force=True)
+            if val_blocks is not None:
+                final_eval = evaluate(program.eval_step, state["params"], val_blocks, config, mask_kw, mesh)
+                writer.scalars(step, final_eval, prefix="eval/")
+                result.update(final_eval)
+                if is_main:
+                    files.atomic_write_json(os.path.join(workdir, "eval_results.json"), {"step": step, **final_eval})
+            if t.export_hf:
+                params = _to_host(state["params"])  # masked-off weights are exact zeros
+                if is_main:
+                    hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
+        checkpoint.wait(manager)
+    writer.close()
+    result["step"] = step
+    log.info("%s", result)
+    return result

