@@ -1,9 +1,12 @@
-"""One command for the seed's whole study: four pretraining runs, GLUE for each, one report.
+"""One command for the whole study: the preset's pretraining rows over several seeds, GLUE, one report.
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
+        [--pretrain_seeds N] [--ablation]
 
-The scale presets are configs/study_{tiny,small,base}.py. Rerunning the same command skips the
-finished stages and resumes the interrupted one. See glue/study.py.
+The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
+rows instead (into the same study directory, sharing its teacher) and writes ablation.md. Rerunning
+the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
+in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py.
 """
 import argparse
 import logging
@@ -20,17 +23,31 @@ def main(argv=None) -> int:
     parser.add_argument("--glue_data_dir", default=None,
                         help="Local GLUE data (hub parquet or GLUE TSV layout); tiny/small default: synthetic tasks.")
     parser.add_argument("--seeds", type=int, default=None, help="Runs per GLUE task (default: the protocol's).")
+    parser.add_argument("--pretrain_seeds", type=int, default=None,
+                        help="Pretraining seeds per row (default: the preset's; the teacher keeps one).")
+    parser.add_argument("--ablation", action="store_true", help="Run the preset's RigL ablation (ablation.md).")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
+    import jax
+
     from glue import study
     from jax_bert.train.config import load_config_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     preset = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py")).get_config()
+    out = args.out or os.path.join("runs", f"study_{args.scale}")
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.join(out, "jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     try:
-        text = study.run_study(preset, args.out or os.path.join("runs", f"study_{args.scale}"),
-                               glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds)
+        if args.ablation:
+            if args.glue_data_dir or args.seeds:
+                raise ValueError("--ablation pretrains only; drop --glue_data_dir and --seeds.")
+            text = study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds)
+        else:
+            text = study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
+                                   pretrain_seeds=args.pretrain_seeds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
