@@ -8,7 +8,7 @@ each over seeds 0, 1, 2, batch 64, length 128; GLUE at the protocol's length 128
 the seed-0 models, on real GLUE from --glue_data_dir or else synthetic tasks. No network needed.
 Mapping to the original: teacher 3.3x the students' length (the original 10x); the dense runs
 warmup_linear with lr 5e-4, the sparse rows the original's one-cycle (max lr 1.2e-3); RigL relative to
-the run with the tiny study's chosen values (configs/study_tiny.py RIGL_CHOICE: the same number of
+the run with the tiny study's values (configs/study_tiny.py RIGL_ORIGINAL: the same number of
 updates, drop fraction and end fraction, so the same proportions of the run; docs/study.md).
 Wall time on a 2-core CPU: about 10 hours (docs/benchmarks.md: measured steps, extrapolated); minutes on
 one GPU.
@@ -45,7 +45,7 @@ def get_config():
         return _small(kd.sparse_kd_onecycle(tiny.get_config(), teacher_dir="", layout="overall80"), STUDENT_STEPS)
 
     rigl_kd = rigl.add_rigl(sparse())
-    rigl_kd.sparsity.rigl.update(update_freq=0, start=0, **tiny_study.RIGL_CHOICE)  # num_updates sets both
+    rigl_kd.sparsity.rigl.update(update_freq=0, start=0, **tiny_study.RIGL_ORIGINAL)  # num_updates sets both
     add_row(c, "teacher", "bert_1mi (teacher)", teacher, seeds=1)
     add_row(c, "dense_short", "bert_100k", dense_short)
     add_row(c, "static", "sparse_80%_onecycle_lr (no KD)", sparse())

@@ -28,6 +28,7 @@ directory holding a run of another config is an error, never silently reused.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -42,6 +43,7 @@ from glue.study_report import write_ablation_report, write_report
 from glue.study_rows import glue_models, row_config, rows_of, seeds_of, workdir
 from glue.tasks import TASK_NAMES
 from jax_bert import files
+from jax_bert.bench import timing
 
 _STATE_FILE = "study_state.json"
 
@@ -85,24 +87,43 @@ def _save_state(out: Path, state: dict) -> None:
     files.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def _add_seconds(out: Path, state: dict, stage: str, seconds: float) -> None:
-    state["seconds"][stage] = state["seconds"].get(stage, 0.0) + seconds
+@contextlib.contextmanager
+def _timed(out: Path, state: dict, stage: str):
+    """Adds the block's wall time to the stage's seconds (a resumed stage adds up) and records the share of
+    the CPUs that other processes used meanwhile (seconds-weighted over resumes): timings from a busy
+    machine say so in the report."""
+    t0 = time.time()
+    with timing.CpuMonitor() as monitor:
+        yield
+    seconds, before = time.time() - t0, state["seconds"].get(stage, 0.0)
+    shares = state.setdefault("other_cpu_share", {})
+    if monitor.other_share is not None:
+        old = shares.get(stage, monitor.other_share)
+        shares[stage] = (old * before + monitor.other_share * seconds) / max(before + seconds, 1e-9)
+    state["seconds"][stage] = before + seconds
     _save_state(out, state)
 
 
 # ------------------------------------------------------------------------------------ pretraining
 
 
-def _same_config(path: Path, config: ml_collections.ConfigDict) -> bool:
-    written = json.loads(path.read_text())
-    return written == json.loads(json.dumps(config.to_dict(), default=str))
+def _comparable(config: dict, wired: bool) -> dict:
+    """A config as JSON, without what the study wires from the study directory's path (the teacher's
+    directory and vocabulary) when `wired`: `--out runs/x` and `--out /abs/runs/x` are the same study."""
+    d = json.loads(json.dumps(config, default=str))
+    if wired:
+        d["distill"]["teachers"] = [t.get("weight") if isinstance(t, dict) else 1.0 for t in d["distill"]["teachers"]]
+        d["tokenizer"]["name"] = None
+    return d
 
 
-def _pretrain_finished(wd: Path, config: ml_collections.ConfigDict) -> bool:
+def _pretrain_finished(wd: Path, config: ml_collections.ConfigDict, wired: bool) -> bool:
     """Finished: its final evaluation is written. A work directory with another config is an error."""
     if (wd.parent / "checkpoints").is_dir() or (wd.parent / "eval_results.json").is_file():
         raise ValueError(f"{wd.parent} holds a run of the study's older one-seed layout; use a new --out.")
-    if (wd / "config.json").is_file() and not _same_config(wd / "config.json", config):
+    written = wd / "config.json"
+    ours = _comparable(config.to_dict(), wired)
+    if written.is_file() and _comparable(json.loads(written.read_text()), wired) != ours:
         raise ValueError(f"{wd} holds a run of another config (did the preset change?); delete that directory "
                          f"or use another --out.")
     results = wd / "eval_results.json"
@@ -116,13 +137,12 @@ def run_pretraining(study, out: Path, keys: list[str], state: dict, log) -> None
         for seed in seeds_of(study, key):
             config = row_config(study, key, seed, out)
             wd = workdir(out, key, seed)
-            if _pretrain_finished(wd, config):
+            if _pretrain_finished(wd, config, wired=key != study.teacher):
                 log(f"[{key} seed{seed}] finished earlier, skipped")
                 continue
             log(f"[{key} seed{seed}] pretraining {config.train.steps} steps -> {wd}")
-            t0 = time.time()
-            result = loop.run(config, str(wd))
-            _add_seconds(out, state, f"{key} seed{seed}", time.time() - t0)
+            with _timed(out, state, f"{key} seed{seed}"):
+                result = loop.run(config, str(wd))
             if result["status"] != "finished":
                 raise SystemExit(f"[{key} seed{seed}] {result['status']}; rerun the same command to resume.")
 
@@ -168,10 +188,9 @@ def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: d
             log(f"[glue {key} seed{seed}] finished earlier, skipped")
             continue
         log(f"[glue {key} seed{seed}] {', '.join(todo)}")
-        t0 = time.time()
-        status = glue_run.main(config, checkpoint=str(workdir(out, key, seed)), tasks=todo, out=str(glue_out),
-                               model_name=study.rows[key].label, data_dir=data_dir, seeds=seeds, progress=False)
-        _add_seconds(out, state, f"glue {key} seed{seed}", time.time() - t0)
+        with _timed(out, state, f"glue {key} seed{seed}"):
+            status = glue_run.main(config, checkpoint=str(workdir(out, key, seed)), tasks=todo, out=str(glue_out),
+                                   model_name=study.rows[key].label, data_dir=data_dir, seeds=seeds, progress=False)
         if status != 0:
             raise SystemExit(f"[glue {key} seed{seed}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
     return out_dirs

@@ -52,10 +52,20 @@ def _row_table(study, out: Path, keys: list[str], sums: dict) -> str:
 
 
 def _wall_times(state: dict, stages: list[str]) -> list[str]:
-    """The measured seconds of `stages` (those run by this study directory) and their total."""
+    """The measured seconds of `stages` (those run in this study directory), the share of the CPUs other
+    processes used meanwhile, and the totals."""
     seconds = {k: state["seconds"][k] for k in stages if k in state["seconds"]}
-    lines = ["| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in seconds.items()]
-    return lines + [f"| **total** | **{sum(seconds.values()):.0f}** |"]
+    shares = state.get("other_cpu_share", {})
+
+    def share(value):
+        return "" if value is None else f"{value:.0%}"
+
+    lines = ["| stage | seconds | other processes' CPU share |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.0f} | {share(shares.get(k))} |" for k, v in seconds.items()]
+    known = {k: v for k, v in seconds.items() if k in shares}
+    mean = sum(shares[k] * v for k, v in known.items()) / sum(known.values()) if known else None
+    return lines + [f"| **total** | **{sum(seconds.values()):.0f}** ({sum(seconds.values()) / 60:.1f} min) | "
+                    f"{share(mean)} |"]
 
 
 def _loss_curves_png(study, out: Path, keys: list[str], path: Path) -> None:
