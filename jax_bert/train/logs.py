@@ -1,6 +1,9 @@
 """Where training metrics go: tensorboardX event files and a metrics.jsonl in the work directory.
 
-Only process 0 writes; every other process gets a writer that does nothing.
+Only process 0 writes; every other process gets a writer that does nothing. Both are flushed at every
+call, so a killed run keeps what it logged. A run resumed at step s first drops the rows logged after s
+(the steps it will redo) and a last line cut short by a kill, so metrics.jsonl has each step once, as an
+uninterrupted run would; tensorboard is told the same with `purge_step`.
 """
 from __future__ import annotations
 
@@ -11,17 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from jax_bert import files
+
 
 class MetricsWriter:
-    def __init__(self, workdir: str, enabled: bool = True):
+    def __init__(self, workdir: str, enabled: bool = True, resume_step: int = 0):
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
         if enabled:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+            path = os.path.join(workdir, "metrics.jsonl")
+            keep_until(path, resume_step if resume_step else -1)  # a fresh start (0) logs step 0 anew
+            tb_dir = os.path.join(workdir, "tensorboard")
+            # Tensorboard hides the events of steps >= purge_step written before this point.
+            purge = resume_step + 1 if resume_step else (0 if os.path.isdir(tb_dir) else None)
+            self._tb = SummaryWriter(tb_dir, purge_step=purge)
+            self._jsonl = open(path, "a")
 
     def scalars(self, step: int, values: dict[str, Any], prefix: str = "") -> None:
         if not self.enabled:
@@ -33,10 +43,12 @@ class MetricsWriter:
             self._tb.add_scalar(prefix + k, v, int(step))
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
+        self._tb.flush()
 
     def image(self, step: int, tag: str, image_hwc: np.ndarray) -> None:
         if self.enabled:
             self._tb.add_image(tag, image_hwc, int(step), dataformats="HWC")
+            self._tb.flush()
 
     def close(self) -> None:
         if self.enabled:
@@ -45,5 +57,29 @@ class MetricsWriter:
 
 
 def read_jsonl(path: str) -> list[dict]:
+    """The rows of a metrics.jsonl; a last line cut short (a killed writer) is skipped."""
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 and any(rest.strip() for rest in lines[i + 1:]):
+                raise ValueError(f"{path}, line {i + 1}: not JSON ({line[:80]!r})") from None
+    return rows
+
+
+def keep_until(path: str, step: int) -> None:
+    """Rewrites metrics.jsonl (atomically) with only the rows of steps <= `step`; nothing to do when
+    every row is."""
+    if not os.path.exists(path):
+        return
+    rows = read_jsonl(path)
+    kept = [r for r in rows if int(r.get("step", 0)) <= step]
+    with open(path) as f:
+        complete = f.read().endswith("\n") or os.path.getsize(path) == 0
+    if len(kept) != len(rows) or not complete:
+        files.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
