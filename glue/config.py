@@ -137,3 +137,11 @@ def with_overrides(overrides: Mapping, config: ml_collections.ConfigDict | None 
 
     merge(config, overrides, "")
     return config
+
+
+def command_line_error(error: Exception, argv) -> str:
+    """One line for an error of scripts/finetune_glue.py's command line (jax_bert.cli's, with this
+    file's keys)."""
+    from jax_bert import cli
+
+    return cli.command_line_error(error, argv, get_config, "glue/config.py", __file__)

@@ -20,7 +20,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from jax_bert.errors import RunStopped
+from jax_bert.errors import PeerLost, RunStopped
 
 USAGE, FAILED = 2, 1
 EXPECTED = (ValueError, OSError, RunStopped)
@@ -59,6 +59,12 @@ def run(job: Callable[[], object]):
     """Runs `job()`; an expected error becomes one `error: ...` line on stderr and exit status 1."""
     try:
         return job()
+    except PeerLost as e:
+        # Exit now: a normal exit would wait in jax.distributed's shutdown barrier for the lost process
+        # until the heartbeat timeout, then abort with a C++ stack dump.
+        print(f"error: {describe(e)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(FAILED)
     except EXPECTED as e:
         if os.environ.get("JAX_BERT_TRACEBACK"):
             raise

@@ -92,7 +92,9 @@ def run_in_subprocess_main():
         for p in parents:
             node = node[p]
         node[leaf] = value
-    result = pretrain.run(config, workdir)
+    from jax_bert import cli
+
+    result = cli.run(lambda: pretrain.run(config, workdir))  # expected errors: one line, exit status 1
     print("RESULT " + json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
 
 

@@ -69,14 +69,30 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
             raise ValueError(f"no tokenizer in {path} and no documents to train one on")
         docs = documents() if callable(documents) else documents
         _train_wordpiece(docs, path, settings)
-    with open(settings_file) as f:
-        cached = json.load(f)
+    damaged = ("delete that folder and rerun: the vocabulary is trained again from the corpus, the same one "
+               "(training is deterministic)")
+    try:
+        with open(settings_file) as f:
+            cached = json.load(f)
+        vocab_sha256 = cached.pop("vocab_sha256", None)  # written by the trainer; older caches lack it
+        if vocab_sha256 is not None and _file_sha256(os.path.join(path, "tokenizer.json")) != vocab_sha256:
+            raise ValueError("tokenizer.json differs from the tokenizer that was trained")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"the tokenizer cached in {path} is damaged ({e}); {damaged}") from None
+    cached.setdefault("trainer", TRAINER)  # a cache from before the trainer was named: keep using it
     if cached != settings:
         raise ValueError(f"the tokenizer cached in {path} was trained with {cached}, but "
                          f"{settings} was asked for; delete that folder or use another workdir")
     # BertTokenizer rather than AutoTokenizer: the latter resolves a model config, which
     # imports torch (seconds) for nothing.
     return transformers.BertTokenizer.from_pretrained(path)
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 TRAINER = "jax_bert-wordpiece-1"  # in the cached settings: a vocab of another trainer is not reused
@@ -194,7 +210,8 @@ def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
     tmp = tempfile.mkdtemp(prefix=".tokenizer-", dir=os.path.dirname(os.path.abspath(path)))
     try:
         tok.save_pretrained(tmp)
-        files.atomic_write_json(os.path.join(tmp, "training_settings.json"), settings)
+        files.atomic_write_json(os.path.join(tmp, "training_settings.json"),
+                                {**settings, "vocab_sha256": _file_sha256(os.path.join(tmp, "tokenizer.json"))})
         files.follow_umask_tree(tmp)  # mkdtemp made it private; the tokenizer is shared like any output
         os.replace(tmp, path)  # atomic: a reader sees no tokenizer or a complete one
     except OSError:

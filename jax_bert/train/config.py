@@ -98,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.distributed = ml_collections.ConfigDict({
         "initialize": "auto",  # 'auto' (SLURM / Open MPI / JAX_COORDINATOR_ADDRESS), 'yes', 'no'
         "coordinator_address": "", "num_processes": 0, "process_id": 0, "cpu_collectives": "gloo",
+        # A process whose heartbeats stop this long is declared dead and the others stop (JAX's default
+        # is 100 s). A process that dies outright is noticed at once by the next collective.
+        "heartbeat_timeout_seconds": 30,
     })
     return c
 
@@ -198,6 +201,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     dist = config.distributed
     _check(dist.initialize in ("auto", "yes", "no"), "distributed.initialize", "'auto', 'yes' or 'no'",
            dist.initialize)
+    _check(_is_int(dist.heartbeat_timeout_seconds) and dist.heartbeat_timeout_seconds >= 5,
+           "distributed.heartbeat_timeout_seconds", "an integer >= 5", dist.heartbeat_timeout_seconds)
     if dist.coordinator_address:
         _check(_is_int(dist.num_processes) and dist.num_processes >= 1, "distributed.num_processes",
                "an integer >= 1 with a coordinator_address", dist.num_processes)

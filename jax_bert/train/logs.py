@@ -10,11 +10,47 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
 
 from jax_bert import files
+
+
+class _EventFile:
+    """A tensorboard event file written synchronously: tensorboardX's SummaryWriter queues events for a
+    background thread, and its flush() does not wait for that queue, so a killed run lost what it had
+    logged. Same file format, same summaries (tensorboardX's), no queue."""
+
+    def __init__(self, logdir: str, purge_step: int | None):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto import event_pb2
+
+        self._pb = event_pb2
+        os.makedirs(logdir, exist_ok=True)
+        self._writer = EventsWriter(os.path.join(logdir, "events"))
+        if purge_step is not None:  # tensorboard hides the events of steps >= purge_step written before
+            self._write(purge_step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
+
+    def _write(self, step: int, **fields) -> None:
+        self._writer.write_event(self._pb.Event(wall_time=time.time(), step=int(step), **fields))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboardX import summary
+
+        self._write(step, summary=summary.scalar(tag, value))
+
+    def image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
+        from tensorboardX import summary
+
+        self._write(step, summary=summary.image(tag, image_hwc, dataformats="HWC"))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class MetricsWriter:
@@ -23,14 +59,11 @@ class MetricsWriter:
         self._tb = None
         self._jsonl = None
         if enabled:
-            from tensorboardX import SummaryWriter
-
             path = os.path.join(workdir, "metrics.jsonl")
             keep_until(path, resume_step if resume_step else -1)  # a fresh start (0) logs step 0 anew
             tb_dir = os.path.join(workdir, "tensorboard")
-            # Tensorboard hides the events of steps >= purge_step written before this point.
             purge = resume_step + 1 if resume_step else (0 if os.path.isdir(tb_dir) else None)
-            self._tb = SummaryWriter(tb_dir, purge_step=purge)
+            self._tb = _EventFile(tb_dir, purge_step=purge)
             self._jsonl = open(path, "a")
 
     def scalars(self, step: int, values: dict[str, Any], prefix: str = "") -> None:
@@ -40,14 +73,14 @@ class MetricsWriter:
         for k, v in values.items():
             v = float(np.asarray(v))
             row[prefix + k] = v if math.isfinite(v) else str(v)
-            self._tb.add_scalar(prefix + k, v, int(step))
+            self._tb.scalar(prefix + k, v, int(step))
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
         self._tb.flush()
 
     def image(self, step: int, tag: str, image_hwc: np.ndarray) -> None:
         if self.enabled:
-            self._tb.add_image(tag, image_hwc, int(step), dataformats="HWC")
+            self._tb.image(tag, image_hwc, int(step))
             self._tb.flush()
 
     def close(self) -> None:

@@ -208,23 +208,19 @@ def _prepare_workdir(workdir: str) -> None:
         raise PermissionError(13, "Permission denied", workdir)
 
 
-def _is_peer_failure(error: BaseException) -> bool:
-    """A collective or the coordination service failing because another process went away."""
-    text = str(error)
-    return jax.process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError) or any(
-        marker in text for marker in ("Connection reset", "Connection closed", "heartbeat", "UNAVAILABLE",
-                                      "DEADLINE_EXCEEDED", "Broken pipe", "gloo"))
+_PEER_FAILURE = ("gloo", "connection", "heartbeat", "unavailable", "coordination", "barrier", "broken pipe")
 
 
-def _peer_lost(error: BaseException) -> PeerLost:
-    import re
-
+def _peer_lost(error: BaseException) -> PeerLost | None:
+    """A PeerLost for an error of a collective (or of the coordination service) that another process
+    caused by going away; None for any other error (a bug: it keeps its traceback)."""
     text = " ".join(str(error).split())
-    tasks = sorted({int(t) for t in re.findall(r"task[:_ ](\d+)", text)} - {jax.process_index()})
-    who = (f"process {', '.join(map(str, tasks))}" if tasks else "another process")
-    return PeerLost(f"{who} of this {jax.process_count()}-process run stopped responding ({text[:200]}); "
-                    f"this process (process {jax.process_index()}) stopped too. Restart every process with the "
-                    f"same command: the run resumes from its last checkpoint.")
+    if jax.process_count() == 1 or not any(marker in text.lower() for marker in _PEER_FAILURE):
+        return None
+    me, n = jax.process_index(), jax.process_count()
+    who = f"process {1 - me}" if n == 2 else "another process"
+    return PeerLost(f"{who} of this {n}-process run is gone ({text[:160]}); process {me} stopped too. Restart "
+                    f"every process with the same command: the run resumes from its last checkpoint.")
 
 
 def _sparsity_report(writer, step: int, params_host, masks_host, is_main: bool, when: str) -> None:
@@ -283,7 +279,10 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
         # Whatever fails from here on: the save in flight (the final one, say) is committed, or its tmp
         # folder removed, and orbax's threads end before the interpreter does. When something else
         # failed first, that error stays the one reported (a failed save is then only logged).
-        cleanup.push(lambda kind, error, tb: checkpoint.finish(manager, primary=is_main, quiet=kind is not None))
+        # After a lost peer nothing waits: a save in flight cannot commit without it (its tmp folder is
+        # removed when the run restarts), and the checkpoints before it are complete.
+        cleanup.push(lambda kind, error, tb: None if isinstance(error, PeerLost) else
+                     checkpoint.finish(manager, primary=is_main, quiet=kind is not None))
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               program.abstract_state, program.shardings)
         try:
@@ -408,8 +407,9 @@ def _loop(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, m
                 if t.export_hf and is_main:
                     hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
     except jax.errors.JaxRuntimeError as e:
-        if jax.process_count() > 1 and _is_peer_failure(e):
-            raise _peer_lost(e) from None
+        lost = _peer_lost(e)
+        if lost is not None:
+            raise lost from None
         raise
     finally:
         bar.close()
