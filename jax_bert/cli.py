@@ -11,6 +11,7 @@ the user can fix, a traceback only for a bug.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import sys
@@ -55,8 +56,39 @@ def fail(message: str, status: int = FAILED) -> None:
     sys.exit(status)
 
 
+class _QuietLibraryNoise(logging.Filter):
+    """Drops the reports that orbax and asyncio print from background threads when a checkpoint save
+    fails (its error reaches us through checkpoint.finish and is reported once, as the last line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        from_orbax = "orbax" in record.pathname and record.levelno >= logging.ERROR
+        unretrieved = record.name == "asyncio" and "exception was never retrieved" in text
+        return not (from_orbax or unretrieved)
+
+
+def _quiet_unraisable(previous):
+    def hook(unraisable):
+        # A tensorstore write finishing after orbax closed the event loop that awaited it.
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    return hook
+
+
 def run(job: Callable[[], object]):
-    """Runs `job()`; an expected error becomes one `error: ...` line on stderr and exit status 1."""
+    """Runs `job()`; an expected error becomes one `error: ...` line on stderr and exit status 1.
+
+    The libraries' background reports of a failed checkpoint save are dropped (it is reported once);
+    set JAX_BERT_TRACEBACK=1 to see everything."""
+    if not os.environ.get("JAX_BERT_TRACEBACK"):
+        quiet = _QuietLibraryNoise()
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).addFilter(quiet)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet)
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
         return job()
     except PeerLost as e:
@@ -131,7 +163,11 @@ def unknown_key(config: ml_collections.ConfigDict, dotted: str, keys_file: str) 
             return (f"unknown config key {dotted!r}: {'.'.join(parts[:i])} is a value, not a group "
                     "of keys.")
         if part not in node:
+            import difflib
+
             where = ".".join(parts[:i]) or "the config"
-            return f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} ({keys_file})."
+            close = difflib.get_close_matches(part, list(node.keys()), n=1)
+            guess = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
+            return f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} ({keys_file}).{guess}"
         node = node[part]
     return None

@@ -44,10 +44,12 @@ What we add:
 """
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
 import os
+import re
 import shutil
 from typing import Any, Mapping
 
@@ -199,6 +201,7 @@ def save(
         return False
     if not manager.should_save(step) and not force:
         return False
+    _check_free_space(manager.directory, state, step)
     # Computed now, on the devices, from the state being saved (the async save copies the same arrays).
     data_position[_CHECKSUMS] = checksums.checksums(state)
     items = {
@@ -207,6 +210,18 @@ def save(
         _CONFIG: ocp.args.JsonSave(config),
     }
     return manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def _check_free_space(directory, state: PyTree, step: int) -> None:
+    """Refuses a save that cannot fit (uncompressed size plus a margin): a save that fills the disk
+    half-way fails in orbax's background threads, noisily; this one fails here, cleanly, with the
+    checkpoints left as they were."""
+    need = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state)) + (1 << 20)
+    stat = os.statvfs(_absolute(directory))
+    free = stat.f_bavail * stat.f_frsize
+    if free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device: saving checkpoint {step} needs about "
+                      f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free", _absolute(directory))
 
 
 def wait(manager: ocp.CheckpointManager) -> None:
@@ -230,12 +245,21 @@ def finish(manager: ocp.CheckpointManager, *, primary: bool = True, quiet: bool 
     `quiet`, for when another error is already on its way)."""
     try:
         manager.wait_until_finished()
-    except BaseException as e:
+    except Exception as e:  # noqa: BLE001 - a save fails for reasons outside the program: the disk
         if primary:
             discard_unfinished(manager.directory)
-        if not quiet:
-            raise
-        log.warning("the last checkpoint save failed too: %s", _first_line(e))
+        if quiet:
+            log.warning("the last checkpoint save failed too: %s", _first_line(e))
+        else:
+            cause = e
+            while (cause.__cause__ or cause.__context__) is not None:
+                cause = cause.__cause__ or cause.__context__
+            # tensorstore reports the OS error as text: "... [os_error_code='28']"
+            code_in_text = re.search(r"os_error_code='(\d+)'", str(cause))
+            code = (cause.errno if isinstance(cause, OSError) and cause.errno else
+                    int(code_in_text.group(1)) if code_in_text else errno.EIO)
+            raise OSError(code, f"{os.strerror(code)} (saving a checkpoint failed: {_first_line(e)}); the "
+                          f"checkpoints before it are intact", str(manager.directory)) from e
     finally:
         try:
             manager.close()

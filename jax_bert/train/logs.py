@@ -7,6 +7,7 @@ uninterrupted run would; tensorboard is told the same with `purge_step`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,6 +17,17 @@ from typing import Any
 import numpy as np
 
 from jax_bert import files
+
+
+@contextlib.contextmanager
+def _naming(path: str):
+    """An OSError of a write (a full disk) names the file it was writing."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, path) from None
+        raise
 
 
 class _EventFile:
@@ -28,6 +40,7 @@ class _EventFile:
         from tensorboardX.proto import event_pb2
 
         self._pb = event_pb2
+        self.directory = logdir
         os.makedirs(logdir, exist_ok=True)
         self._writer = EventsWriter(os.path.join(logdir, "events"))
         if purge_step is not None:  # tensorboard hides the events of steps >= purge_step written before
@@ -74,9 +87,11 @@ class MetricsWriter:
             v = float(np.asarray(v))
             row[prefix + k] = v if math.isfinite(v) else str(v)
             self._tb.scalar(prefix + k, v, int(step))
-        self._jsonl.write(json.dumps(row) + "\n")
-        self._jsonl.flush()
-        self._tb.flush()
+        with _naming(self._jsonl.name):
+            self._jsonl.write(json.dumps(row) + "\n")
+            self._jsonl.flush()
+        with _naming(self._tb.directory):
+            self._tb.flush()
 
     def image(self, step: int, tag: str, image_hwc: np.ndarray) -> None:
         if self.enabled:

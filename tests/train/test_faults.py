@@ -408,7 +408,7 @@ def _one_error_line(out):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args,status,message", [
-    (["--config.train.stepz=3"], 2, "unknown config key 'train.stepz': train has the keys steps"),
+    (["--config.train.stepz=3"], 2, "unknown config key 'train.stepz': train has the keys checkpoint_every"),
     (["--config.train.steps=abc"], 2, "--config.train.steps=abc"),
     (["--config.train.eval_batch_size=0"], 2, "train.eval_batch_size must be an integer >= 1, got 0"),
     (["--config.data.source=files", "--config.data.files=/no/such/*.txt"], 1, "/no/such/*.txt"),
@@ -419,7 +419,10 @@ def test_script_bad_input_is_one_line(tmp_path, args, status, message):
     out = _pretrain("--config", os.path.join(ROOT, "configs", "tiny.py"), "--workdir", str(tmp_path / "w"),
                     f"--config.data_cache_dir={tmp_path}/cache", *args)
     assert out.returncode == status, out.stderr[-2000:]
-    assert message in _one_error_line(out)
+    line = _one_error_line(out)
+    assert message in line
+    if "stepz" in message:
+        assert line.endswith("Did you mean 'train.steps'?")
 
 
 @pytest.mark.slow
@@ -466,23 +469,33 @@ def _mount_tmpfs(path, options):
 @pytest.fixture
 def small_disk(tmp_path):
     path = tmp_path / "disk"
-    _mount_tmpfs(path, "size=4m")
+    _mount_tmpfs(path, "size=16m")
     yield path
     subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+# The run in a child process, optionally without the free-space check before a save, so that the disk
+# fills up while orbax writes (the other way a full disk shows).
+_UNCHECKED = ("import sys; sys.path.insert(0, {tests!r}); from jax_bert.train import checkpoint; "
+              "checkpoint._check_free_space = lambda *a: None; import helpers; "
+              "sys.argv = ['helpers.py', *sys.argv[1:]]; helpers.run_in_subprocess_main()")
+
+
 @pytest.mark.slow
-def test_a_full_disk_is_one_line_and_keeps_the_checkpoints(straight, cache_dir, small_disk):
+@pytest.mark.parametrize("when", ["before the save", "during the save"])
+def test_a_full_disk_is_one_line_and_keeps_the_checkpoints(straight, cache_dir, small_disk, when):
     workdir = str(small_disk / "run")
     shutil.copytree(straight, workdir, ignore=shutil.ignore_patterns("8", "eval_results.json"))  # resume at 4
     before = sorted(os.listdir(_checkpoints(workdir)))
     stat = os.statvfs(small_disk)
     with open(small_disk / "filler", "wb") as f:  # leave ~100 KB: the logs fit, a checkpoint does not
         f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - 100_000, 0))
-    out = subprocess.run([sys.executable, HELPER, workdir, cache_dir, "{}"], env=subprocess_env(1),
+    entry = [HELPER] if when == "before the save" else ["-c", _UNCHECKED.format(tests=os.path.join(ROOT, "tests"))]
+    out = subprocess.run([sys.executable, *entry, workdir, cache_dir, "{}"], env=subprocess_env(1),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
-    assert "No space left on device" in _one_error_line(out)
+    line = _one_error_line(out)
+    assert "No space left on device" in line and "free space on that disk" in line, line
     assert sorted(os.listdir(_checkpoints(workdir))) == before and not _tmp_folders(workdir)
     checkpoint.restore_params_only(_checkpoints(workdir), 4)  # intact (verified against its checksums)
     os.remove(small_disk / "filler")
