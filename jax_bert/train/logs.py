@@ -42,7 +42,9 @@ class _EventFile:
         self._pb = event_pb2
         self.directory = logdir
         os.makedirs(logdir, exist_ok=True)
-        self._writer = EventsWriter(os.path.join(logdir, "events"))
+        # The library names the file by the second it was opened; a resume within that second would
+        # overwrite it, so the name also says which process and when exactly.
+        self._writer = EventsWriter(os.path.join(logdir, "events"), f".{os.getpid()}.{time.time_ns()}")
         if purge_step is not None:  # tensorboard hides the events of steps >= purge_step written before
             self._write(purge_step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
 

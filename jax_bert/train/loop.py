@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -304,14 +304,32 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
                 tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
                 files.follow_umask_tree(os.path.join(workdir, "tokenizer"))
         writer = cleanup.enter_context(contextlib.closing(MetricsWriter(workdir, enabled=is_main, resume_step=start)))
-        return _loop(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw,
-                     program, teacher_params, manager, writer, state, start,
-                     last_checkpoint=start if restored is not None else None)
+        setup = _Setup(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw,
+                       program, teacher_params)
+        return _loop(setup, manager, writer, state, start, last_checkpoint=start if restored is not None else None)
 
 
-def _loop(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw, program,
-          teacher_params, manager, writer, state, start, last_checkpoint) -> dict[str, Any]:
+class _Setup(NamedTuple):
+    """What the loop works with, prepared before it: the data, the model, the compiled program."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    is_main: bool
+    mesh: Any
+    tokenizer: Any
+    train_blocks: np.ndarray
+    val_blocks: np.ndarray | None
+    model_config: BertConfig
+    mask_kw: dict
+    program: train_step.Program
+    teacher_params: list
+
+
+def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last_checkpoint: int | None
+          ) -> dict[str, Any]:
     """The steps from `start`, the evaluations, the saves, the final report and export."""
+    (config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw, program,
+     teacher_params) = setup
     t = config.train
     n_params = train_step.count_params(program.abstract_state["params"])
     masks = sparsity.get_masks(state["opt_state"])

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import ROOT, losses, sigterm_after_step, subprocess_env, tiny_config
+from helpers import ROOT, losses, sigterm_after_step, subprocess_env, tiny_config, tiny_tokenizer, tiny_tokenizer_dir
 from jax_bert import data
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
@@ -191,12 +191,14 @@ def other_tokenizer(tmp_path_factory, cache_dir):
 
     workdir = str(tmp_path_factory.mktemp("other_vocab"))
     tok = data.get_tokenizer(None, workdir=workdir, documents=corpus.offline_documents()[400:800], vocab_size=600)
-    assert len(tok) == len(data.get_tokenizer(tiny_config(cache_dir).tokenizer.name))
+    assert len(tok) == len(tiny_tokenizer(cache_dir))
     return tok
 
 
 def test_a_teacher_with_another_vocabulary_of_the_same_size_is_refused(cache_dir, tmp_path, other_tokenizer):
     config = tiny_config(cache_dir, steps=2)
+    tiny_tokenizer(cache_dir)
+    config.tokenizer.name = tiny_tokenizer_dir(cache_dir)  # the student's own vocabulary, named
     config.distill.teachers = (_hf_teacher(tmp_path / "teacher", other_tokenizer),)
     with pytest.raises(ValueError, match=r"tokenize differently: \d+ tokens only in the teacher's \(.*\); \d+ only "
                                          r"in the student's .*leave tokenizer.name empty"):
@@ -205,8 +207,7 @@ def test_a_teacher_with_another_vocabulary_of_the_same_size_is_refused(cache_dir
 
 
 def test_distilling_without_a_tokenizer_takes_the_teachers(cache_dir, tmp_path, other_tokenizer):
-    config = tiny_config(cache_dir, steps=2)
-    config.tokenizer.name = ""
+    config = tiny_config(cache_dir, steps=2)  # no tokenizer.name
     config.distill.teachers = (_hf_teacher(tmp_path / "teacher", other_tokenizer),)
     pretrain.run(config, str(tmp_path / "kd"))
     used = data.get_tokenizer(str(tmp_path / "kd" / "tokenizer"))
@@ -229,12 +230,11 @@ def test_vocabulary_training_is_the_same_in_every_process(tmp_path):
     assert outs[0] == outs[1] and outs[0].startswith("2000 ")
 
 
-def test_two_fresh_work_directories_give_bitwise_the_same_losses(cache_dir, tmp_path):
-    """Each run trains its own vocabulary (no tokenizer.name): same files, same losses, bit for bit."""
+def test_two_fresh_work_directories_give_bitwise_the_same_losses(tmp_path):
+    """Each run trains its own vocabulary (tiny_config names none): same files, same losses, bit for bit."""
     runs = []
     for name in ("a", "b"):
         config = tiny_config(str(tmp_path / f"cache_{name}"), steps=4)  # fresh data caches too
-        config.tokenizer.update(name="", vocab_size=600)
         pretrain.run(config, str(tmp_path / name))
         runs.append(str(tmp_path / name))
     for f in ("tokenizer.json", "tokenizer_config.json"):
@@ -250,8 +250,7 @@ def test_two_fresh_work_directories_give_bitwise_the_same_losses(cache_dir, tmp_
 def test_exported_files_follow_the_umask(cache_dir, tmp_path, umask):
     previous = os.umask(umask)
     try:
-        config = tiny_config(cache_dir, steps=1, export_hf=True)
-        config.tokenizer.update(name="", vocab_size=600)  # trained here: tokenizer/ was made by mkdtemp
+        config = tiny_config(cache_dir, steps=1, export_hf=True)  # its vocabulary is trained in tokenizer/
         pretrain.run(config, str(tmp_path / "run"))
     finally:
         os.umask(previous)
@@ -370,7 +369,6 @@ def test_a_damaged_data_cache_is_rebuilt(cache_dir, tmp_path, caplog):
 
 def test_a_damaged_cached_tokenizer_is_named(cache_dir, tmp_path):
     config = tiny_config(cache_dir, steps=1)
-    config.tokenizer.update(name="", vocab_size=600)
     workdir = tmp_path / "run"
     pretrain.run(config, str(workdir))
     saved = workdir / "tokenizer" / "tokenizer.json"

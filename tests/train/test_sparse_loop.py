@@ -43,7 +43,7 @@ def _initial_masks(config, workdir):
     from jax_bert import data, model
     from jax_bert.model import BertConfig
 
-    tok = data.get_tokenizer(config.tokenizer.name)
+    tok = data.get_tokenizer(os.path.join(workdir, "tokenizer"))
     mc = BertConfig(**{**config.model.to_dict(), "vocab_size": len(tok)})
     params = jax.eval_shape(lambda: model.init_params(mc, jax.random.key(0)))
     spec = optim.sparsity_spec(config.sparsity)
