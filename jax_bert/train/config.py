@@ -165,8 +165,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
     normalize_spec(config.data.to_dict())
     tok = config.tokenizer
-    _check(_is_int(tok.vocab_size) and tok.vocab_size > 100, "tokenizer.vocab_size", "an integer > 100",
-           tok.vocab_size)
+    _check(_is_int(tok.vocab_size) and tok.vocab_size > 5, "tokenizer.vocab_size",
+           "an integer > 5 (the special tokens and more)", tok.vocab_size)
     m = config.masking
     _check(_is_number(m.mlm_probability) and 0 < m.mlm_probability < 1, "masking.mlm_probability", "in (0, 1)",
            m.mlm_probability)

@@ -552,3 +552,11 @@ def test_a_killed_peer_stops_the_survivor_within_seconds(cache_dir, tmp_path):
     step = checkpoint.latest_step(_checkpoints(workdir))
     params = checkpoint.restore_params_only(_checkpoints(workdir), step)  # intact: verified against checksums
     assert all(np.isfinite(x).all() for x in __import__("jax").tree.leaves(params))
+
+
+@pytest.mark.slow
+def test_checkpoint_benchmark_runs_on_tiny_shapes():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_checkpoint.py"), "--preset", "tiny",
+                          "--repeats", "1"], env=subprocess_env(1), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "checksums / save:" in out.stdout and "verified restore" in out.stdout
