@@ -320,7 +320,7 @@ def _compare(saved, target) -> str | None:
     if only_saved or only_target:
         return (f"entries only in the checkpoint: {only_saved[:3]}{' ...' if len(only_saved) > 3 else ''}; "
                 f"only in this run: {only_target[:3]}{' ...' if len(only_target) > 3 else ''}")
-    for path in sorted(a):
+    for path in sorted(a, key=lambda p: (not p.startswith("params/"), p)):  # a param names it best
         sa, sb = a[path], b[path]
         if "scalar" in (sa[1], sb[1]) or "key" in (sa[1], sb[1]):
             continue  # scalars and PRNG keys are stored in another form than they are held

@@ -168,9 +168,9 @@ def _to_host(tree):
 def _check_finite(step: int, metrics: dict, last_checkpoint: int | None) -> None:
     bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
     if bad:
-        kept = (f"the last checkpoint, step {last_checkpoint}, is intact; lower the learning rate or check "
+        kept = (f"The last checkpoint, step {last_checkpoint}, is intact; lower the learning rate or check "
                 f"the data, then rerun to resume from it" if last_checkpoint is not None else
-                "no checkpoint was saved yet; lower the learning rate or check the data, then rerun")
+                "No checkpoint was saved yet; lower the learning rate or check the data, then rerun")
         raise TrainingDiverged(f"step {step + 1}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; training "
                                f"stopped. {kept}.")
 

@@ -69,7 +69,9 @@ def check_teachers_exist(cfg) -> None:
                 hf_io.resolve_hf_dir(path)
                 continue
             except hf_io.CheckpointError as e:
-                problem = f"is not a directory here, nor a model the Hugging Face hub gives ({e})"
+                cause = e.__cause__ or e
+                problem = (f"does not exist (no such directory, and no Hugging Face hub model of that name: "
+                           f"{type(cause).__name__})")
         raise ValueError(f"teacher {path!r} {problem}. To get one, {HOW_TO_GET_A_TEACHER}.")
 
 

@@ -166,7 +166,7 @@ def test_a_checkpoint_of_another_model_is_not_damage(straight, cache_dir, tmp_pa
 def test_a_nan_before_any_checkpoint_does_not_claim_one(cache_dir, tmp_path):
     config = tiny_config(cache_dir)
     config.optim.update(learning_rate=1e30)
-    with pytest.raises(pretrain.TrainingDiverged, match="no checkpoint was saved yet"):
+    with pytest.raises(pretrain.TrainingDiverged, match="No checkpoint was saved yet"):
         pretrain.run(config, str(tmp_path / "nan"))
 
 
