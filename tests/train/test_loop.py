@@ -122,7 +122,8 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(cache_dir,
         sigterm_after_step(m, 4)
         pretrain.run(tiny_config(cache_dir, steps=12), workdir)  # a good checkpoint at 4
     config.optim.update(learning_rate=1e30)
-    with pytest.raises(pretrain.TrainingDiverged, match=r"step \d+: .*(nan|inf).*The last checkpoint, step 4, is intact"):
+    with pytest.raises(pretrain.TrainingDiverged,
+                       match=r"step \d+: .*(nan|inf).*The last checkpoint, step 4, is intact"):
         pretrain.run(config, workdir)
     assert checkpoint.latest_step(os.path.join(workdir, "checkpoints")) == 4
     params = checkpoint.restore_params_only(os.path.join(workdir, "checkpoints"), 4)
