@@ -224,15 +224,15 @@ def _peer_lost(error: BaseException) -> PeerLost | None:
 
 
 def _sparsity_report(writer, step: int, params_host, masks_host, is_main: bool, when: str) -> None:
-    """The per-tensor table (the masks' layout) and the model's sparsity (body.SPARSITY_NAME)."""
-    if not is_main:
+    """For a sparse run: the per-tensor table (the masks' layout) and the model's sparsity as pretraining
+    and GLUE both report it (body.SPARSITY_NAME)."""
+    if not is_main or masks_host is None:
         return
-    if masks_host is not None:
-        stats = sparsity.sparsity_stats(params_host, masks_host)
-        log.info("sparsity %s (kept weights per sparse tensor, from the masks):\n%s", when,
-                 sparsity.format_stats(stats, only_sparse=True))
-        writer.scalars(step, {"mask_sparsity_all_params": stats.overall.sparsity}, prefix="sparsity/")
-        writer.image(step, "sparsity/density_per_tensor", sparsity.density_chart(stats))
+    stats = sparsity.sparsity_stats(params_host, masks_host)
+    log.info("sparsity %s (kept weights per sparse tensor, from the masks; 'overall' counts all params):\n%s",
+             when, sparsity.format_stats(stats, only_sparse=True))
+    writer.scalars(step, {"mask_sparsity_all_params": stats.overall.sparsity}, prefix="sparsity/")
+    writer.image(step, "sparsity/density_per_tensor", sparsity.density_chart(stats))
     value = float(body.body_sparsity(params_host))
     log.info("%s %s: %.2f%%", body.SPARSITY_NAME, when, value)
     writer.scalars(step, {"body_sparsity_percent": value}, prefix="sparsity/")
@@ -337,9 +337,8 @@ def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last
         log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
                  f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
                  dict(mesh.shape))
-    if start == 0:  # every process takes part in the gather; process 0 reports
-        _sparsity_report(writer, 0, _to_host(state["params"]), None if masks is None else _to_host(masks),
-                         is_main, "at step 0")
+    if start == 0 and masks is not None:  # every process takes part in the gather; process 0 reports
+        _sparsity_report(writer, 0, _to_host(state["params"]), _to_host(masks), is_main, "at step 0")
 
     tokens_per_step = t.global_batch_size * t.seq_len
     from tqdm.auto import tqdm
@@ -363,10 +362,12 @@ def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last
             metrics["tokens_per_second"] = tokens_per_step / metrics["step_time"]
             writer.scalars(step + 1, metrics, prefix="train/")
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
+            # (the first interval includes the compilation: no throughput for it)
+            speed = f", {metrics['tokens_per_second']:.0f} tokens/s" if step > start else ""
             if is_main and not bar.disable:
-                bar.write(f"step {step + 1}: loss {metrics['loss']:.4f}")
+                bar.write(f"step {step + 1}: loss {metrics['loss']:.4f}{speed}")
             elif is_main:
-                log.info("step %d: loss %.4f, %.0f tokens/s", step + 1, metrics["loss"], metrics["tokens_per_second"])
+                log.info("step %d: loss %.4f%s", step + 1, metrics["loss"], speed)
             interval_start, interval_steps = time.time(), 0
         return metrics
 
@@ -412,10 +413,12 @@ def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last
             bar.close()
             if result["status"] == "finished":
                 save(step, force=True)  # committed by checkpoint.finish whatever fails below
-                params = _to_host(state["params"])  # masked-off weights are exact zeros
                 masks = sparsity.get_masks(state["opt_state"])
-                _sparsity_report(writer, step, params, None if masks is None else _to_host(masks), is_main,
-                                 f"at the end (step {step})")
+                # Whole arrays on the host (a collective), for the report and the export; masked-off weights
+                # are exact zeros.
+                params = _to_host(state["params"]) if masks is not None or t.export_hf else None
+                if masks is not None:
+                    _sparsity_report(writer, step, params, _to_host(masks), is_main, f"at the end (step {step})")
                 if val_blocks is not None:
                     final_eval = run_eval(step)
                     result.update(final_eval)
