@@ -71,11 +71,17 @@ def base_config() -> ml_collections.ConfigDict:
             "enabled": False,
             "update_freq": 100,
             "start": 100,  # first update after this many steps
+            # > 0: the schedule relative to the run instead: this many updates, evenly spaced over
+            # [0, end] (update_freq = start = end // num_updates); the original: 1000 over 100k steps.
+            "num_updates": 0,
             "end_fraction": 1.0,  # T_end as a fraction of train.steps (the RigL paper: 0.75)
             "drop_fraction": 0.3,
             "schedule": "cosine",  # or 'constant'
             "mode": "global",  # or 'per_tensor' (the RigL paper)
             "reset_moments": False,  # zero Adam's moments of regrown weights (the RigL paper)
+            # Restart from 0 also a weight that is pruned and regrown in the same update (the
+            # original does; the RigL paper's code keeps its value by default).
+            "reinit_when_same": False,
         }),
     })
 
