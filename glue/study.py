@@ -68,7 +68,8 @@ def check(study, seeds: int | None = None) -> None:
     glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
 
 
-def _with_seeds(study, pretrain_seeds: int | None):
+def with_seeds(study, pretrain_seeds: int | None):
+    """The preset with `pretrain_seeds` seeds per row (the preset's own when None)."""
     study = copy.deepcopy(study)
     if pretrain_seeds is not None:
         study.seeds = pretrain_seeds
@@ -203,7 +204,7 @@ def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: 
               seeds: int | None = None, pretrain_seeds: int | None = None, log=print) -> str:
     """Runs (or resumes) the study's rows over their seeds, then GLUE; returns the report's markdown.
     `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's."""
-    study = _with_seeds(study, pretrain_seeds)
+    study = with_seeds(study, pretrain_seeds)
     check(study, seeds)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
@@ -217,7 +218,7 @@ def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: 
 def run_ablation(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: int | None = None,
                  log=print) -> str:
     """Runs (or resumes) the rows of the 'ablation' part; returns ablation.md's markdown."""
-    study = _with_seeds(study, pretrain_seeds)
+    study = with_seeds(study, pretrain_seeds)
     check(study)
     keys = rows_of(study, "ablation")
     if len(keys) < 2:

@@ -6,7 +6,8 @@
 The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
 rows instead (into the same study directory, sharing its teacher) and writes ablation.md. Rerunning
 the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
-in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py.
+in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py. A bad command line is one
+line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
 import argparse
 import logging
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     import jax
 
     from glue import study
+    from jax_bert import cli
     from jax_bert.train.config import load_config_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,17 +42,18 @@ def main(argv=None) -> int:
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.join(out, "jax_cache")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    try:
-        if args.ablation:
-            if args.glue_data_dir or args.seeds:
-                raise ValueError("--ablation pretrains only; drop --glue_data_dir and --seeds.")
-            text = study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds)
-        else:
-            text = study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
-                                   pretrain_seeds=args.pretrain_seeds)
+    try:  # a bad command line or preset: one line and exit status 2, before any work
+        if args.ablation and (args.glue_data_dir or args.seeds):
+            raise ValueError("--ablation pretrains only; drop --glue_data_dir and --seeds.")
+        study.check(study.with_seeds(preset, args.pretrain_seeds), args.seeds)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        cli.fail(str(e), cli.USAGE)
+    # an expected error while running (bad data, a damaged checkpoint, a full disk): one line, exit status 1
+    if args.ablation:
+        text = cli.run(lambda: study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds))
+    else:
+        text = cli.run(lambda: study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
+                                               pretrain_seeds=args.pretrain_seeds))
     print(text)
     return 0
 

@@ -4,13 +4,15 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from glue import config as glue_config
 from glue import report, study, study_rows, study_stats
-from helpers import ROOT, shared_tokenizer
+from helpers import ROOT, shared_tokenizer, subprocess_env
 from jax_bert.train.config import load_sibling
 
 TASKS = ["sst2", "stsb"]
@@ -147,6 +149,22 @@ def test_bad_study_input(tmp_path):
     base = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_base").get_config()
     with pytest.raises(ValueError, match="no ablation rows"):
         study.run_ablation(base, str(tmp_path / "b"))
+
+
+@pytest.mark.slow
+def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path):
+    def reproduce(*args):
+        return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "reproduce.py"), "--scale", "tiny",
+                               "--out", str(tmp_path / "s"), *args], capture_output=True, text=True,
+                              env=subprocess_env(), timeout=300)
+
+    for args, message in [(["--pretrain_seeds", "0"], "--pretrain_seeds must be >= 1"),
+                          (["--ablation", "--seeds", "2"], "--ablation pretrains only")]:
+        result = reproduce(*args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
+        assert result.stderr.startswith("error: ")
+    assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
 
 
 def test_study_glue_config_is_the_glue_defaults_with_the_overrides(tmp_path):
