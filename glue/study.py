@@ -215,10 +215,27 @@ def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: 
     return write_report(study, out_path, glue_dirs, synthetic_data, state)
 
 
+def with_ablation_rows(study, rows: list[str] | None):
+    """The preset whose ablation part is only `rows` (and the rows it is compared with); all of it when None."""
+    if rows is None:
+        return study
+    ablation = [k for k in rows_of(study, "ablation") if k != study.teacher]
+    unknown = [k for k in rows if k not in ablation]
+    if unknown:
+        raise ValueError(f"--rows {','.join(unknown)}: not ablation rows of the {study.name or 'given'} preset; "
+                         f"choose from {','.join(ablation)}.")
+    study = copy.deepcopy(study)
+    for key in ablation:
+        if key not in rows and key not in study.ablation_references:
+            study.rows[key].parts = tuple(p for p in study.rows[key].parts if p != "ablation")
+    return study
+
+
 def run_ablation(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: int | None = None,
-                 log=print) -> str:
-    """Runs (or resumes) the rows of the 'ablation' part; returns ablation.md's markdown."""
-    study = with_seeds(study, pretrain_seeds)
+                 rows: list[str] | None = None, log=print) -> str:
+    """Runs (or resumes) the rows of the 'ablation' part (only `rows` and the reference rows, when given);
+    returns ablation.md's markdown."""
+    study = with_ablation_rows(with_seeds(study, pretrain_seeds), rows)
     check(study)
     keys = rows_of(study, "ablation")
     if len(keys) < 2:

@@ -1,10 +1,11 @@
 """One command for the whole study: the preset's pretraining rows over several seeds, GLUE, one report.
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
-        [--pretrain_seeds N] [--ablation]
+        [--pretrain_seeds N] [--ablation [--rows KEY,...]]
 
 The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
-rows instead (into the same study directory, sharing its teacher) and writes ablation.md. Rerunning
+rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
+the named ablation rows (and the rows they are compared with). Rerunning
 the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
 in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py. A bad command line is one
 line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
@@ -27,6 +28,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain_seeds", type=int, default=None,
                         help="Pretraining seeds per row (default: the preset's; the teacher keeps one).")
     parser.add_argument("--ablation", action="store_true", help="Run the preset's RigL ablation (ablation.md).")
+    parser.add_argument("--rows", default=None,
+                        help="With --ablation: only these ablation rows (comma-separated keys) and the reference rows.")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
@@ -45,12 +48,15 @@ def main(argv=None) -> int:
     try:  # a bad command line or preset: one line and exit status 2, before any work
         if args.ablation and (args.glue_data_dir or args.seeds):
             raise ValueError("--ablation pretrains only; drop --glue_data_dir and --seeds.")
-        study.check(study.with_seeds(preset, args.pretrain_seeds), args.seeds)
+        if args.rows is not None and not args.ablation:
+            raise ValueError("--rows selects ablation rows; add --ablation.")
+        rows = None if args.rows is None else [r for r in args.rows.split(",") if r]
+        study.check(study.with_ablation_rows(study.with_seeds(preset, args.pretrain_seeds), rows), args.seeds)
     except ValueError as e:
         cli.fail(str(e), cli.USAGE)
     # an expected error while running (bad data, a damaged checkpoint, a full disk): one line, exit status 1
     if args.ablation:
-        text = cli.run(lambda: study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds))
+        text = cli.run(lambda: study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds, rows=rows))
     else:
         text = cli.run(lambda: study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
                                                pretrain_seeds=args.pretrain_seeds))

@@ -123,6 +123,12 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
     assert _table_row(ablation, preset.rows.static_kd.label)[2] == "static"
     assert _table_row(ablation, preset.rows.rigl_kd.label)[7] == ""  # no comparison with itself
     assert (out / "ablation.md").read_text() == ablation
+    # --rows: only the named ablation rows and the reference rows, all finished already
+    messages = []
+    only = study.run_ablation(preset, str(out), rows=["rigl_per_tensor"], log=messages.append)
+    assert len(messages) == 7 and all("skipped" in m for m in messages)
+    assert _table_row(only, preset.rows.rigl_per_tensor.label) == line
+    assert f"| {preset.rows.rigl_drop10.label} |" not in only and f"| {preset.rows.rigl_kd.label} |" in only
 
     # a preset changed after a run is an error, not a silent reuse of the old results
     preset.rows.dense_short.config.optim.learning_rate = 1e-3
@@ -149,6 +155,18 @@ def test_bad_study_input(tmp_path):
     base = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_base").get_config()
     with pytest.raises(ValueError, match="no ablation rows"):
         study.run_ablation(base, str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="--rows static,nope: not ablation rows.*choose from static_kd,rigl_kd,"):
+        study.run_ablation(preset, str(tmp_path / "s"), rows=["rigl_drop10", "static", "nope"])
+    assert not (tmp_path / "s" / "teacher").exists()
+
+
+def test_ablation_rows_keep_the_named_rows_the_references_and_the_teacher(tmp_path):
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    chosen = study.with_ablation_rows(preset, ["rigl_n3", "rigl_end50"])
+    assert study_rows.rows_of(chosen, "ablation") == ["teacher", "static_kd", "rigl_kd", "rigl_n3", "rigl_end50"]
+    assert study_rows.rows_of(chosen, "study") == study_rows.rows_of(preset, "study")
+    assert study.with_ablation_rows(preset, None) is preset
+    assert len(study_rows.rows_of(preset, "ablation")) == 3 + 8  # the preset itself is unchanged
 
 
 @pytest.mark.slow
@@ -159,7 +177,9 @@ def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path):
                               env=subprocess_env(), timeout=300)
 
     for args, message in [(["--pretrain_seeds", "0"], "--pretrain_seeds must be >= 1"),
-                          (["--ablation", "--seeds", "2"], "--ablation pretrains only")]:
+                          (["--ablation", "--seeds", "2"], "--ablation pretrains only"),
+                          (["--rows", "rigl_n3"], "--rows selects ablation rows; add --ablation"),
+                          (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows")]:
         result = reproduce(*args)
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
