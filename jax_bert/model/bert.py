@@ -73,6 +73,16 @@ def _layer_norm(config: BertConfig, name: str = "LayerNorm") -> nn.LayerNorm:
     )
 
 
+def _layout_length(config: BertConfig, length: int) -> int:
+    """The sequence length dropout masks are laid out for (BertConfig.dropout_layout_length)."""
+    if not config.dropout_layout_length:
+        return length
+    if length > config.dropout_layout_length:
+        raise ValueError(f"sequence length {length} exceeds dropout_layout_length "
+                         f"{config.dropout_layout_length}: pad to at most that length.")
+    return config.dropout_layout_length
+
+
 def _embed(config: BertConfig, num: int, axes: tuple, name: str) -> nn.Embed:
     init = nn.initializers.normal(stddev=config.initializer_range)
     return nn.Embed(num, config.hidden_size, dtype=_dtype(config), param_dtype=jnp.float32,
@@ -92,19 +102,24 @@ class Embeddings(nn.Module):
         positions = jnp.arange(input_ids.shape[-1])[None, :]
         x = word(input_ids) + position(positions) + token_type(token_type_ids)
         x = _layer_norm(cfg)(x)
-        return Dropout(cfg.hidden_dropout_prob)(x, deterministic=self.deterministic)
+        layout = (x.shape[0], _layout_length(cfg, x.shape[1]), x.shape[2])
+        return Dropout(cfg.hidden_dropout_prob)(x, deterministic=self.deterministic, layout=layout)
 
 
 class SelfAttention(nn.Module):
+    """Multi-head self-attention; with first_token_only, only the first position's query (all keys)."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
     def __call__(self, x, attention_mask):
         cfg = self.config
         batch, length, _ = x.shape
-        split = lambda t: t.reshape(batch, length, cfg.num_attention_heads, cfg.head_dim)
-        q = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")(x))
+        queries = 1 if self.first_token_only else length
+        split = lambda t: t.reshape(batch, t.shape[1], cfg.num_attention_heads, cfg.head_dim)
+        q = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")(x[:, :queries]))
         k = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "key")(x))
         v = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "value")(x))
         mask = attention_mask[:, None, None, :].astype(bool)  # [batch, heads, q, k]: padding keys off
@@ -117,20 +132,28 @@ class SelfAttention(nn.Module):
             scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(cfg.head_dim).astype(q.dtype)
             scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
             probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(q.dtype)
-            probs = Dropout(dropout)(probs, deterministic=False)
+            full = _layout_length(cfg, length)
+            probs = Dropout(dropout)(probs, deterministic=False, layout=probs.shape[:2] + (full, full))
             out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-        return out.reshape(batch, length, cfg.hidden_size)
+        return out.reshape(batch, queries, cfg.hidden_size)
 
 
 class AttentionBlock(nn.Module):
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
     def __call__(self, x, attention_mask):
         cfg = self.config
-        h = SelfAttention(cfg, self.deterministic, name="self")(x, attention_mask)
-        return AttentionOutput(cfg, self.deterministic, name="output")(h, x)
+        h = SelfAttention(cfg, self.deterministic, self.first_token_only, name="self")(x, attention_mask)
+        residual = x[:, :1] if self.first_token_only else x
+        return AttentionOutput(cfg, self.deterministic, name="output")(h, residual, x.shape[1])
+
+
+def _hidden_layout(config: BertConfig, h, length: int) -> tuple[int, int, int]:
+    """Dropout layout of hidden states [batch, positions, hidden] cut from a sequence of `length`."""
+    return (h.shape[0], _layout_length(config, length), h.shape[2])
 
 
 class AttentionOutput(nn.Module):
@@ -138,10 +161,11 @@ class AttentionOutput(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, h, residual):
+    def __call__(self, h, residual, length: int):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("heads", "embed"), "dense")(h)
-        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic,
+                                             layout=_hidden_layout(cfg, h, length))
         return _layer_norm(cfg)(h + residual)
 
 
@@ -159,31 +183,41 @@ class Output(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, h, residual):
+    def __call__(self, h, residual, length: int):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "dense")(h)
-        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic,
+                                             layout=_hidden_layout(cfg, h, length))
         return _layer_norm(cfg)(h + residual)
 
 
 class Layer(nn.Module):
+    """One transformer layer; with first_token_only it returns only the first position ([batch, 1,
+    hidden]), which is all a classifier reads of the last layer (the other positions' queries,
+    attention outputs and feed-forward are never computed; keys and values still see every position)."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
     def __call__(self, x, attention_mask):
         cfg = self.config
-        a = AttentionBlock(cfg, self.deterministic, name="attention")(x, attention_mask)
+        a = AttentionBlock(cfg, self.deterministic, self.first_token_only, name="attention")(x, attention_mask)
         h = Intermediate(cfg, name="intermediate")(a)
-        out = Output(cfg, self.deterministic, name="output")(h, a)
+        out = Output(cfg, self.deterministic, name="output")(h, a, x.shape[1])
         if cfg.scan_layers:
             return out, None
         return out
 
 
 class Encoder(nn.Module):
+    """The layers. first_token_only: the last layer computes only the first position (see Layer);
+    not with scan_layers, whose layers are one scanned body."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
     def __call__(self, x, attention_mask):
@@ -204,8 +238,10 @@ class Encoder(nn.Module):
             )
             x, _ = stack(cfg, self.deterministic, name="layers")(x, attention_mask)
             return x
+        last = cfg.num_hidden_layers - 1
         for i in range(cfg.num_hidden_layers):
-            x = layer_cls(cfg, self.deterministic, name=f"layer_{i}")(x, attention_mask)
+            x = layer_cls(cfg, self.deterministic, self.first_token_only and i == last, name=f"layer_{i}")(
+                x, attention_mask)
         return x
 
 
@@ -219,15 +255,17 @@ class Pooler(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    """Embeddings + encoder (+ pooler): the `bert/` subtree."""
+    """Embeddings + encoder (+ pooler): the `bert/` subtree. With first_token_only (classifiers) the
+    sequence output is the first position only, [batch, 1, hidden], unless the layers are scanned."""
 
     config: BertConfig
     add_pooler: bool = False
     deterministic: bool = True
+    first_token_only: bool = False
 
     def setup(self):
         self.embeddings = Embeddings(self.config, self.deterministic)
-        self.encoder = Encoder(self.config, self.deterministic)
+        self.encoder = Encoder(self.config, self.deterministic, self.first_token_only)
         if self.add_pooler:
             self.pooler = Pooler(self.config)
 
@@ -276,8 +314,10 @@ class Bert(nn.Module):
             attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        bert = BertEncoder(cfg, add_pooler=self.head == "classifier", deterministic=self.deterministic,
-                           name="bert")
+        # A classifier reads only the first position: the last layer computes nothing else.
+        classifier = self.head == "classifier"
+        bert = BertEncoder(cfg, add_pooler=classifier, deterministic=self.deterministic,
+                           first_token_only=classifier and not cfg.scan_layers, name="bert")
         sequence_output, pooled = bert(input_ids, attention_mask, token_type_ids)
         if self.head == "none":
             return sequence_output
