@@ -423,7 +423,8 @@ class SeedRuns:
     sparsity: np.ndarray  # [S] percent zeros of the fine-tuned BERT body
     steps: int
     masked_tensors: int
-    train_seconds: float
+    train_seconds: float  # initialisation and every step, compilation included
+    eval_seconds: float  # scoring every eval split
     bucket_steps: dict[int, int] = dataclasses.field(default_factory=dict)  # padded length -> steps
     params: dict | None = None  # final params with the seed axis, when keep_params=True
 
@@ -522,8 +523,10 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
                 ok = np.isfinite(host_loss)
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
                          int((~host_bad).sum()))
+    train_seconds = time.perf_counter() - t0  # the last step's loss was read: training is done
     logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets)
               for split, d in evals.items()}
+    eval_seconds = time.perf_counter() - t0 - train_seconds
     failed = np.asarray(jax.device_get(bad)).copy()
     errors = {}
     for i, s in enumerate(seeds):
@@ -534,12 +537,12 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         elif nonfinite_out:
             failed[i] = True
             errors[s] = "predictions are non-finite (nan/inf); the run diverged"
-    seconds = time.perf_counter() - t0
     return SeedRuns(
         seeds=seeds, failed=failed, errors=errors, logits=logits,
         final_loss=np.asarray(jax.device_get(loss)), loss_log=loss_log,
         sparsity=body_sparsity(state_params, seed_axis=True), steps=steps,
-        masked_tensors=len(flat_masks), train_seconds=seconds, bucket_steps=dict(sorted(bucket_steps.items())),
+        masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
+        bucket_steps=dict(sorted(bucket_steps.items())),
         params=state_params if keep_params else None)
 
 

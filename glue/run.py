@@ -172,7 +172,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
                 "final_train_loss": _json_number(runs.final_loss[i]), "sparsity": float(runs.sparsity[i]),
                 "steps": runs.steps, "masked_tensors": runs.masked_tensors,
-                "task_train_seconds": runs.train_seconds, "hparams": vars(hp) | {"max_length": max_length}}
+                "task_train_seconds": runs.train_seconds,
+                "task_eval_seconds": runs.eval_seconds, "bucket_steps": runs.bucket_steps,
+                "hparams": vars(hp) | {"max_length": max_length}}
         if runs.failed[i]:
             report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
             info.update(status="failed", error=runs.errors[seed])
