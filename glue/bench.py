@@ -261,14 +261,19 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
 
 
 def _mean_metric(task, logits, evals) -> float:
-    """The task's first metric averaged over seeds (and over MNLI's two validation splits)."""
+    """The task's first metric averaged over seeds."""
     import numpy as np
 
     from glue import metrics
 
-    first = task.metric_names[0] if len(task.validation_splits) == 1 else "accuracy"
-    return float(np.mean([metrics.compute_metrics(task, logits[s][i], evals[s]["labels"])[first]
-                          for s in task.validation_splits for i in range(len(logits[s]))]))
+    def one(i):
+        if len(task.validation_splits) == 1:
+            (s,) = task.validation_splits
+            return metrics.compute_metrics(task, logits[s][i], evals[s]["labels"])
+        return metrics.compute_metrics(task, {s: logits[s][i] for s in task.validation_splits},
+                                       {s: evals[s]["labels"] for s in task.validation_splits})
+
+    return float(np.mean([one(i)[task.metric_names[0]] for i in range(len(logits[task.validation_splits[0]]))]))
 
 
 def suite_main(argv=None) -> dict:

@@ -17,7 +17,12 @@ Length buckets: each step's batch is padded only to the shortest of a few length
 step per bucket. Padding does not change what the model computes: padded keys are masked out,
 and dropout masks are laid out for max_length (BertConfig.dropout_layout_length), so a batch
 draws the same masks at any bucket and trains as it would padded to max_length (tests compare
-both). Evaluation scores the examples shortest first, each batch at its own bucket. The step takes
+both). Packed tokens: the dense layers (embeddings, projections, feed-forward: most of
+the work) of a training step compute only its real tokens, packed into [seeds, T] rows (T: the
+most real tokens of any seed, rounded up to an eighth of the bucket's positions), and attention
+moves them into the bucket's padded layout and back (jax_bert/model/packing.py); the bucket is
+then only attention's length, and the numbers are again those of the padded batch.
+Evaluation scores the examples shortest first, each batch at its own bucket. The step takes
 the learning rate as an input (computed on the host from the schedule), so its compiled code does
 not depend on a task's lr, epochs or step count, and tasks with the same label count and seed
 count reuse each other's compiled buckets.
@@ -56,10 +61,11 @@ from jax.sharding import PartitionSpec as P
 import sparsity
 from glue import config as glue_config
 from jax_bert import model
-from jax_bert.model import BertConfig
+from jax_bert.model import BertConfig, packing
 from jax_bert.train import optim, schedules
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+PACKING_KEYS = ("slot_token", "token_slot")  # a packed training batch's index arrays
 _HEAD_KEY, _DROPOUT_KEY = 0, 1  # fold_in tags: one per-seed stream for init, one for dropout
 SEED_AXIS = "seeds"
 SEED_LOOPS = ("auto", "vmap", "map")
@@ -289,6 +295,36 @@ def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.n
     return batch
 
 
+def token_budget(tokens: int, batch_size: int, length: int) -> int:
+    """The packed token count of a step: `tokens` rounded up to an eighth of batch_size x length
+    (8 budgets per length bucket, so at most 1/8 of the bucket's positions are dummies)."""
+    unit = max(1, batch_size * length // 8)
+    return min(batch_size * length, unit * math.ceil(tokens / unit))
+
+
+def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray,
+               length: int) -> dict:
+    """The step's batch as packed tokens (jax_bert/model/packing.py): input_ids and token_type_ids
+    [S, T], their index arrays slot_token [S, B, length] and token_slot [S, T], labels, weights.
+
+    lengths: real tokens of every example of `data`. Rows of weight 0 (the last batch's filling)
+    keep only their first token: nothing reads their logits. T is one budget for all seeds."""
+    real = np.minimum(lengths[rows], length)
+    real[weights == 0] = 1
+    tokens = token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
+    out = {k: [] for k in ("input_ids", "token_type_ids", "slot_token", "token_slot")}
+    for s in range(len(rows)):
+        slot_token, token_slot = packing.pack_indices(real[s], length, tokens)
+        out["slot_token"].append(slot_token)
+        out["token_slot"].append(token_slot)
+        for k in ("input_ids", "token_type_ids"):
+            out[k].append(packing.packed_values(np.asarray(data[k])[rows[s], :length], token_slot))
+    batch = {k: np.stack(v) for k, v in out.items()}
+    batch["labels"] = np.asarray(data["labels"])[rows]
+    batch["weights"] = weights
+    return batch
+
+
 # ------------------------------------------------------------------ the compiled steps
 
 def weighted_loss(logits, labels, weights):
@@ -333,9 +369,12 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str):
     def one_seed(params, opt_state, batch, seed, step, masks, lr):
         dropout = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _DROPOUT_KEY), step)
 
+        # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
+        packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
+
         def loss_fn(p):
-            logits = model.apply(config, p, *(batch[k] for k in INPUT_KEYS), head="classifier",
-                                 dropout_rng=dropout)
+            logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
+                                 batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
             return weighted_loss(logits, batch["labels"], batch["weights"])
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -426,6 +465,8 @@ class SeedRuns:
     train_seconds: float  # initialisation and every step, compilation included
     eval_seconds: float  # scoring every eval split
     bucket_steps: dict[int, int] = dataclasses.field(default_factory=dict)  # padded length -> steps
+    positions: int = 0  # positions the dense layers computed per seed over all steps (padding included)
+    real_tokens: int = 0  # real tokens among them
     params: dict | None = None  # final params with the seed axis, when keep_params=True
 
 
@@ -446,7 +487,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              evals: Mapping[str, Mapping[str, np.ndarray]], seeds: Sequence[int],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
-             keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4) -> SeedRuns:
+             keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
+             pack_tokens: bool = True) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -462,6 +504,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     length_buckets: each batch is padded to the shortest of this many lengths up to the data's width
     (`bucket_lengths`) that holds its longest row over all seeds; 1 pads every batch to the full width.
     The results do not depend on it (dropout masks are laid out for the full width).
+    pack_tokens: the dense layers compute only the real tokens of each training step (packed, see
+    jax_bert/model/packing.py), attention each example's bucket; again the results do not change.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -499,7 +543,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     step_fn = _train_step(config, _optimizer_key(hp), seed_loop)
     seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
     bad = _place(jnp.zeros(n_seeds, bool), sharding)
-    first_bad, loss_log, bucket_steps = {}, [], {}
+    first_bad, loss_log, bucket_steps, positions = {}, [], {}, 0
     loss = None
     for step in range(steps):
         epoch, within = divmod(step, spe)
@@ -509,7 +553,13 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         # The seeds of a step share its bucket: that of the longest real row over all of them.
         length = bucket_for(train_lengths[rows[weights > 0]], buckets)
         bucket_steps[length] = bucket_steps.get(length, 0) + 1
-        batch = _place(gather_batch(train, rows, weights, length), sharding)
+        if pack_tokens:
+            batch = pack_batch(train, train_lengths, rows, weights, length)
+            positions += batch["input_ids"].shape[1]
+        else:
+            batch = gather_batch(train, rows, weights, length)
+            positions += rows.shape[1] * length
+        batch = _place(batch, sharding)
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
             _place(lrs[step] * scale, sharding))
@@ -542,6 +592,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         final_loss=np.asarray(jax.device_get(loss)), loss_log=loss_log,
         sparsity=body_sparsity(state_params, seed_axis=True), steps=steps,
         masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
+        positions=positions, real_tokens=int(train_lengths.sum()) * hp.epochs,
         bucket_steps=dict(sorted(bucket_steps.items())),
         params=state_params if keep_params else None)
 

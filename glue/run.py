@@ -158,7 +158,8 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         runs = finetune.finetune(bert_config, params, train, evals, seed_list, hp,
                                  num_labels=task.num_labels, progress=on_progress,
                                  log_every=int(config.log_every), seed_loop=str(config.seed_loop),
-                                 length_buckets=int(config.length_buckets), use_masks=bool(config.keep_masks))
+                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
+                                 use_masks=bool(config.keep_masks))
     finally:
         bar.close()
 

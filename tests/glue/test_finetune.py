@@ -163,19 +163,49 @@ def test_single_sentence_task_is_learned(example, tok, sst2_runs):
     assert not np.allclose(sst2_runs.logits["validation"][0], sst2_runs.logits["validation"][1])
 
 
-def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs):
-    """Batches padded to their bucket (the default) train what batches padded to max_length train."""
-    padded = finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
-                               {"validation": tok("sst2", "validation")}, [0, 1], HP, num_labels=2,
-                               length_buckets=1)
-    assert padded.bucket_steps == {MAX_LEN: padded.steps}
-    assert len(sst2_runs.bucket_steps) >= 2 and min(sst2_runs.bucket_steps) < MAX_LEN  # really bucketed
-    np.testing.assert_allclose(sst2_runs.logits["validation"], padded.logits["validation"], rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(sst2_runs.final_loss, padded.final_loss, rtol=1e-3, atol=1e-6)
+@pytest.fixture(scope="module")
+def sst2_padded(example, tok):
+    """sst2_runs' seeds with every batch padded to max_length and every position computed."""
+    return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
+                             {"validation": tok("sst2", "validation")}, [0, 1], HP, num_labels=2,
+                             length_buckets=1, pack_tokens=False)
+
+
+@pytest.mark.parametrize("pack_tokens", [True, False])
+def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs, sst2_padded, pack_tokens):
+    """Batches padded to their bucket, with the dense layers on packed tokens (the default) or on every
+    position, train what batches padded to max_length train."""
+    padded = sst2_padded
+    runs = sst2_runs if pack_tokens else finetune.finetune(
+        example["config"], example["params"], tok("sst2", "train"), {"validation": tok("sst2", "validation")},
+        [0, 1], HP, num_labels=2, pack_tokens=False)
+    assert padded.bucket_steps == {MAX_LEN: padded.steps} and padded.positions == padded.steps * 16 * MAX_LEN
+    assert len(runs.bucket_steps) >= 2 and min(runs.bucket_steps) < MAX_LEN  # really bucketed
+    assert runs.real_tokens <= runs.positions < (0.5 if pack_tokens else 1) * padded.positions
+    np.testing.assert_allclose(runs.logits["validation"], padded.logits["validation"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(runs.final_loss, padded.final_loss, rtol=1e-3, atol=1e-6)
     labels = tok("sst2", "validation")["labels"]
     for i in range(2):
         assert (metrics.compute_metrics("sst2", padded.logits["validation"][i], labels)
-                == metrics.compute_metrics("sst2", sst2_runs.logits["validation"][i], labels))
+                == metrics.compute_metrics("sst2", runs.logits["validation"][i], labels))
+
+
+def test_packed_batches_hold_every_real_token_once(example, tok):
+    train = tok("mrpc", "train")
+    lengths = finetune.real_lengths(train["attention_mask"])
+    rows = np.stack([finetune.epoch_order(len(lengths), s, 0)[:16] for s in (0, 1)])
+    weights = np.ones(rows.shape, np.float32)
+    weights[1, -3:] = 0  # filling rows keep only their first token
+    batch = finetune.pack_batch(train, lengths, rows, weights, MAX_LEN)
+    real = np.minimum(lengths[rows], MAX_LEN)
+    real[1, -3:] = 1
+    tokens = batch["input_ids"].shape[1]
+    assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) and tokens % (16 * MAX_LEN // 8) == 0
+    for s in range(2):
+        slots = batch["token_slot"][s][batch["token_slot"][s] < 16 * MAX_LEN]
+        assert len(slots) == real[s].sum()
+        ids = train["input_ids"][rows[s]]
+        np.testing.assert_array_equal(batch["input_ids"][s][:len(slots)], ids[slots // MAX_LEN, slots % MAX_LEN])
 
 
 def test_eval_logits_at_bucketed_lengths_equal_padding_to_max_length(example, tok):

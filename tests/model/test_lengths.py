@@ -66,3 +66,44 @@ def test_the_classifier_computes_the_first_position_of_every_position_model(para
     # and the same holds in eval mode, against the scanned layers, which compute every position
     np.testing.assert_allclose(jax_bert.classify(CFG.replace(scan_layers=True), params, *batch(64)),
                                jax_bert.classify(CFG, params, *batch(64)), rtol=1e-5, atol=1e-5)
+
+
+def packed(width: int, tokens: int):
+    """The batch at `width` as packed tokens: (input_ids [T], token_type_ids [T], packing)."""
+    from jax_bert.model import packing
+
+    ids, mask, types = batch(width)
+    slot_token, token_slot = packing.pack_indices(mask.sum(1), width, tokens)
+    return (packing.packed_values(ids, token_slot), packing.packed_values(types, token_slot),
+            {"slot_token": slot_token, "token_slot": token_slot})
+
+
+@pytest.mark.parametrize("scan_layers", [False, True])
+def test_packed_tokens_compute_what_the_padded_batch_computes(params, scan_layers):
+    """Eval logits, training-mode logits (dropout masks included) and gradients of the classifier on
+    packed tokens (with dummy rows past the real ones) equal those of the padded batch."""
+    cfg = CFG.replace(dropout_layout_length=64, scan_layers=scan_layers)
+    p = model.match_layout(params, scan_layers, CFG.num_hidden_layers)
+    ids, types, packing = packed(40, sum(LENGTHS) + 13)
+
+    def logits(params, rng, packed_tokens):
+        if packed_tokens:
+            return model.apply(cfg, params, ids, None, types, head="classifier", dropout_rng=rng, packing=packing)
+        return model.apply(cfg, params, *batch(64), head="classifier", dropout_rng=rng)
+
+    for rng in (None, jax.random.key(9)):
+        np.testing.assert_allclose(logits(p, rng, True), logits(p, rng, False), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda q: logits(q, jax.random.key(9), packed_tokens).sum())(p) for packed_tokens in (1, 0)]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *grads)
+    with pytest.raises(ValueError, match="classifier head only"):
+        model.apply(cfg, p, ids, None, types, head="none", packing=packing)
+
+
+def test_pack_indices():
+    from jax_bert.model import packing
+
+    slot_token, token_slot = packing.pack_indices(np.array([2, 3, 1]), 4, 8)
+    assert slot_token.tolist() == [[0, 1, 8, 8], [2, 3, 4, 8], [5, 8, 8, 8]]
+    assert token_slot.tolist() == [0, 1, 4, 5, 6, 8, 12, 12]
+    with pytest.raises(ValueError, match="6 real tokens do not fit a packed budget of 5"):
+        packing.pack_indices(np.array([2, 3, 1]), 4, 5)
