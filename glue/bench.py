@@ -2,16 +2,18 @@
 fine-tuned together against one after another, and the micro-benchmark of one gradient step behind
 the choice of `seed_loop`.
 
-    python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--no_hf]
+    python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
     python scripts/benchmark_glue.py [--mode seeds] [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
         [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
-        [--length_profile] [--dtype float32|bfloat16] [--length_buckets 4]
+        [--length_profile] [--dtype float32|bfloat16] [--length_buckets 4] [--no_pack]
     python scripts/benchmark_vmap_step.py 0.1    # dropout 0.1 (training)
     python scripts/benchmark_vmap_step.py 0.0    # no dropout
 
 `suite_main` (--mode suite): all nine tasks, each fine-tuned with every seed three ways in this one
-process, task by task: ours with length buckets, ours with every batch padded to max_length (the same
-code, length_buckets=1), and the peer users would otherwise run, Hugging Face transformers'
+process, task by task: ours as configured by default (length buckets, packed tokens; --unpacked adds
+ours with buckets but every position computed), ours with every batch padded to max_length and every
+position computed (the same code with length_buckets=1, pack_tokens=False: what it did before), and
+the peer users would otherwise run, Hugging Face transformers'
 BertForSequenceClassification in PyTorch fine-tuning the same checkpoint on the same tokenized data
 with the same hyperparameters (AdamW, fused as the Trainer's default, linear decay, no warm-up, clip
 1.0, batch 32, the protocol's epochs) and the seeds one after another, every batch padded to
@@ -111,6 +113,7 @@ def seeds_main(argv=None) -> dict:
     p.add_argument("--length_profile", action="store_true", help="the task's GLUE token lengths")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
     p.add_argument("--length_buckets", type=int, default=4, help="1: pad every batch to max_length")
+    p.add_argument("--no_pack", action="store_true", help="compute every padded position (no packed tokens)")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
@@ -140,7 +143,8 @@ def seeds_main(argv=None) -> dict:
     hp = finetune.HParams.from_config(glue_config.get_config(), task.name, batch_size=args.batch_size,
                                       epochs=args.epochs, learning_rate=args.lr)
     seeds = list(range(args.seeds))
-    run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop, length_buckets=args.length_buckets)
+    run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop, length_buckets=args.length_buckets,
+                  pack_tokens=not args.no_pack)
 
     def together():
         return finetune.finetune(config, params, train, evals, seeds, hp, **run_kw)
@@ -169,10 +173,11 @@ def seeds_main(argv=None) -> dict:
     steps = vm_result.steps
     buckets = finetune.bucket_lengths(args.max_length, args.length_buckets)
     real_tokens = int(finetune.real_lengths(train["attention_mask"]).sum()) * args.epochs * args.seeds
-    positions = sum(n * length for length, n in vm_result.bucket_steps.items()) * args.batch_size * args.seeds
+    positions = vm_result.positions * args.seeds
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; task {task.name}, "
           f"{args.train} train examples{' (GLUE lengths)' if args.length_profile else ''}, {steps} steps "
-          f"per seed, batch {args.batch_size}, max length {args.max_length}, buckets {buckets}, lr {args.lr}, "
+          f"per seed, batch {args.batch_size}, max length {args.max_length}, buckets {buckets}"
+          f"{'' if args.no_pack else ', packed tokens'}, lr {args.lr}, "
           f"BERT hidden {args.hidden} x {args.layers} layers, {args.dtype} compute, matmul precision "
           f"{args.matmul_precision or 'default'}, seed loop {args.seed_loop}")
     print(f"{args.seeds} seeds, max |logit difference| vmapped vs alone: {diff:.2e}; steps per bucket "
@@ -294,6 +299,7 @@ def suite_main(argv=None) -> dict:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--eval_batch_size", type=int, default=128)
     p.add_argument("--buckets", default="4", help="comma-separated length_buckets settings of ours to time")
+    p.add_argument("--unpacked", action="store_true", help="also time ours bucketed without packed tokens")
     p.add_argument("--no_hf", action="store_true", help="leave out the Hugging Face peer")
     p.add_argument("--no_warm", action="store_true", help="time ours cold only")
     p.add_argument("--seed_loop", default="auto", choices=("vmap", "map", "auto"))
@@ -310,7 +316,11 @@ def suite_main(argv=None) -> dict:
     from glue.tasks import get_task, parse_tasks
 
     tasks = [get_task(t) for t in parse_tasks(args.tasks)]
-    ways = [(f"ours, {b} buckets", b) for b in bucket_settings] + [("ours, padded", 1)]
+    # (name, finetune's length_buckets and pack_tokens, or None for the Hugging Face peer)
+    ways = [(f"ours, {b} buckets, packed", dict(length_buckets=b, pack_tokens=True)) for b in bucket_settings]
+    if args.unpacked:
+        ways += [(f"ours, {b} buckets", dict(length_buckets=b, pack_tokens=False)) for b in bucket_settings]
+    ways.append(("ours, padded", dict(length_buckets=1, pack_tokens=False)))
     if not args.no_hf:
         ways.append(("HF torch, padded", None))
     sizes = functools.partial(synthetic.glue_sizes, scale=args.scale, min_train=args.min_train,
@@ -338,19 +348,21 @@ def suite_main(argv=None) -> dict:
                        "mean_length": float(lengths.mean()), "epochs": hp.epochs,
                        "examples": len(lengths) * hp.epochs * args.seeds, "ways": {}}
                 logits = {}
-                for name, buckets in ways:
+                for name, settings in ways:
                     timings = []
-                    for attempt in range(1 if buckets is None or args.no_warm else 2):
+                    for attempt in range(1 if settings is None or args.no_warm else 2):
                         t0 = time.perf_counter()
-                        if buckets is None:
+                        if settings is None:
                             out = hf_finetune(str(ckpt), train, evals, seeds, hp, task.num_labels)
                             train_s, eval_s, logits[name] = out["train_seconds"], out["eval_seconds"], out["logits"]
                         else:
                             runs = finetune.finetune(config, params, train, evals, seeds, hp,
                                                      num_labels=task.num_labels, seed_loop=args.seed_loop,
-                                                     length_buckets=buckets)
+                                                     **settings)
                             train_s, eval_s, logits[name] = runs.train_seconds, runs.eval_seconds, runs.logits
                             rec.setdefault("bucket_steps", {})[name] = runs.bucket_steps
+                            rec.setdefault("positions", {})[name] = runs.positions
+                            rec["real_tokens"] = runs.real_tokens
                         timings.append({"wall_s": time.perf_counter() - t0, "train_s": train_s, "eval_s": eval_s})
                     rec["ways"][name] = {"cold": timings[0], "warm": timings[-1],
                                          "metric": _mean_metric(task, logits[name], evals)}
@@ -359,7 +371,7 @@ def suite_main(argv=None) -> dict:
                           f"(train {last['train_s']:.1f} s, eval {last['eval_s']:.1f} s)", flush=True)
                 rec["max_logit_diff"] = max(
                     float(np.abs(logits[w][s] - logits["ours, padded"][s]).max())
-                    for w, b in ways if b not in (None, 1) for s in evals)
+                    for w, settings in ways if w.startswith("ours, ") and w != "ours, padded" for s in evals)
                 records.append(rec)
     return _suite_report(records, ways, args, monitor)
 
@@ -403,17 +415,17 @@ def _suite_report(records, ways, args, monitor) -> dict:
     ratios = {}
     for w, _ in ways:
         for peer in ("ours, padded", "HF torch, padded"):
-            if w.startswith("ours, ") and w != peer and peer in totals and not w.endswith("padded"):
+            if w.startswith("ours, ") and w != "ours, padded" and peer in totals:
                 key = f"{w} vs {peer}"
                 ratios[key] = {k: totals[peer][k] / totals[w][k] for k in ("cold_s", "warm_s", "full_glue_h")}
                 ratios[key]["examples_per_s"] = totals[w]["examples_per_s"] / totals[peer]["examples_per_s"]
                 print(f"{key}: suite {ratios[key]['cold_s']:.2f}x cold, {ratios[key]['warm_s']:.2f}x warm; "
                       f"training examples/s {ratios[key]['examples_per_s']:.2f}x; full GLUE projected "
                       f"{ratios[key]['full_glue_h']:.2f}x")
+    print("\nsteps per padded length, and positions the dense layers computed per real token:")
     for r in records:
-        if "bucket_steps" in r:
-            print(f"  {r['task']} steps per padded length: "
-                  + "; ".join(f"{w}: {b}" for w, b in r["bucket_steps"].items()))
+        print(f"  {r['task']}: " + "; ".join(
+            f"{w}: {b}, {r['positions'][w] / r['real_tokens']:.2f}" for w, b in r["bucket_steps"].items()))
     if timing.load_note(monitor):
         print(timing.load_note(monitor))
     return {"records": records, "totals": totals, "ratios": ratios, "other_cpu_share": monitor.other_share}

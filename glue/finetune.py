@@ -302,16 +302,76 @@ def token_budget(tokens: int, batch_size: int, length: int) -> int:
     return min(batch_size * length, unit * math.ceil(tokens / unit))
 
 
-def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray,
-               length: int) -> dict:
-    """The step's batch as packed tokens (jax_bert/model/packing.py): input_ids and token_type_ids
-    [S, T], their index arrays slot_token [S, B, length] and token_slot [S, T], labels, weights.
-
-    lengths: real tokens of every example of `data`. Rows of weight 0 (the last batch's filling)
-    keep only their first token: nothing reads their logits. T is one budget for all seeds."""
+def _packed_lengths(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+    """Real tokens of each row [S, B] in a packed batch: rows of weight 0 (the last batch's filling)
+    keep only their first token, since nothing reads their logits."""
     real = np.minimum(lengths[rows], length)
     real[weights == 0] = 1
-    tokens = token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
+    return real
+
+
+def step_shape(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, buckets: Sequence[int],
+               pack_tokens: bool) -> tuple[int, int]:
+    """(bucket, tokens) a step needs: the bucket of its longest real row over all seeds, and the packed
+    token budget of the seed with the most real tokens (batch x bucket when not packing)."""
+    length = bucket_for(lengths[rows[weights > 0]], buckets)
+    if not pack_tokens:
+        return length, rows.shape[1] * length
+    real = _packed_lengths(lengths, rows, weights, length)
+    return length, token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
+
+
+def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64) -> dict:
+    """{needed shape: the shape it runs at}. Every distinct (bucket, tokens) shape is one compilation
+    (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the
+    steps need runs at a larger one (padding more changes no result), rarest first:
+      1. the cheapest shape that holds it (bucket and tokens at least as large) among the other needed
+         shapes and those `compiled` before, when there is one;
+      2. else the smallest shape holding it and another needed shape, when running both there wastes
+         no more tokens than `few` steps of that shape hold."""
+    counts = {}
+    for need in needs:
+        counts[need] = counts.get(need, 0) + 1
+    kept, plan = set(counts) | set(compiled), {}
+
+    def merge(partners, target):
+        kept.add(target)
+        for k in partners:
+            kept.discard(k)
+            plan[k] = target
+            counts[target] = counts.get(target, 0) + counts[k]
+
+    def rare_shapes():  # each still rare when its turn comes (merges add to their targets' counts)
+        for k in sorted(counts, key=lambda k: (counts[k], k)):
+            if k not in plan and counts[k] < max(few, rare * len(needs)):
+                yield k
+
+    for shape in list(rare_shapes()):
+        holders = [k for k in kept if k != shape and k[0] >= shape[0] and k[1] >= shape[1]]
+        if holders and counts[shape] < max(few, rare * len(needs)):
+            merge([shape], min(holders, key=lambda k: (k[1], k[0])))
+    for shape in list(rare_shapes()):
+        if shape in plan or shape in compiled or counts[shape] >= max(few, rare * len(needs)):
+            continue  # (a shape compiled before costs nothing more)
+        joint = {other: (max(shape[0], other[0]), max(shape[1], other[1])) for other in kept
+                 if other != shape and other in counts and other not in plan and other not in compiled}
+        waste = {other: sum(counts[k] * (new[1] - k[1]) for k in (shape, other)) for other, new in joint.items()}
+        fits = [other for other in joint if waste[other] <= few * joint[other][1]]
+        if fits:
+            other = min(fits, key=lambda k: (waste[k], joint[k]))
+            merge([shape, other], joint[other])
+    for shape in counts:  # follow merges of merged shapes to the end
+        while plan.get(shape, shape) in plan and plan[plan[shape]] != plan[shape]:
+            plan[shape] = plan[plan[shape]]
+    return {need: plan.get(need, need) for need in set(needs)}
+
+
+def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray,
+               length: int, tokens: int) -> dict:
+    """The step's batch as packed tokens (jax_bert/model/packing.py): input_ids and token_type_ids
+    [S, tokens], their index arrays slot_token [S, B, length] and token_slot [S, tokens], labels,
+    weights. lengths: real tokens of every example of `data`; tokens: one budget for all seeds."""
+    real = _packed_lengths(lengths, rows, weights, length)
     out = {k: [] for k in ("input_ids", "token_type_ids", "slot_token", "token_slot")}
     for s in range(len(rows)):
         slot_token, token_slot = packing.pack_indices(real[s], length, tokens)
@@ -359,6 +419,11 @@ def _optimizer_key(hp: HParams) -> HParams:
     compiled steps, so tasks that differ only in those share them."""
     return dataclasses.replace(hp, learning_rate=1.0, batch_size=1, epochs=1, warmup_steps=0,
                                eval_batch_size=1, sparse_threshold=0.0)
+
+
+# The (bucket, tokens) shapes each cached train step has been planned for in this process (plan_shapes
+# reuses them), keyed by (step function, seeds, batch size, packed, sharding).
+_COMPILED_SHAPES: dict = {}
 
 
 @functools.lru_cache(maxsize=16)
@@ -541,24 +606,27 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     t0 = time.perf_counter()
     state_params, opt_state = init_seeds(config, base, seeds, hp, sharding)
     step_fn = _train_step(config, _optimizer_key(hp), seed_loop)
+    # The data order is known in advance, so the shapes of all steps are planned before the first.
+    orders = [np.stack([epoch_order(n_train, s, epoch) for s in seeds]) for epoch in range(hp.epochs)]
+    needs = [step_shape(train_lengths, *batch_indices(orders[step // spe], step % spe, hp.batch_size),
+                        buckets, pack_tokens) for step in range(steps)]
+    compiled = _COMPILED_SHAPES.setdefault((step_fn, n_seeds, hp.batch_size, pack_tokens, sharding), set())
+    plan = plan_shapes(needs, compiled)
+    compiled.update(plan.values())
     seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
     bad = _place(jnp.zeros(n_seeds, bool), sharding)
     first_bad, loss_log, bucket_steps, positions = {}, [], {}, 0
     loss = None
     for step in range(steps):
-        epoch, within = divmod(step, spe)
-        if within == 0:
-            orders = np.stack([epoch_order(n_train, s, epoch) for s in seeds])
-        rows, weights = batch_indices(orders, within, hp.batch_size)
-        # The seeds of a step share its bucket: that of the longest real row over all of them.
-        length = bucket_for(train_lengths[rows[weights > 0]], buckets)
+        rows, weights = batch_indices(orders[step // spe], step % spe, hp.batch_size)
+        # The seeds of a step share its shape: bucket and token budget (planned above).
+        length, tokens = plan[needs[step]]
         bucket_steps[length] = bucket_steps.get(length, 0) + 1
+        positions += tokens
         if pack_tokens:
-            batch = pack_batch(train, train_lengths, rows, weights, length)
-            positions += batch["input_ids"].shape[1]
+            batch = pack_batch(train, train_lengths, rows, weights, length, tokens)
         else:
             batch = gather_batch(train, rows, weights, length)
-            positions += rows.shape[1] * length
         batch = _place(batch, sharding)
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,

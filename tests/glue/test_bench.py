@@ -26,15 +26,17 @@ def test_suite_benchmark_runs_every_way_on_the_same_work():
     out = bench.main(["--mode", "suite", "--tasks", "cola,stsb", "--scale", "0.0001", "--min_train", "40",
                       "--min_eval", "20", "--seeds", "2", "--epochs", "1", "--hidden", "16", "--layers", "2",
                       "--heads", "2", "--intermediate", "32", "--vocab_size", "0", "--max_length", "64",
-                      "--batch_size", "16", "--buckets", "4", "--no_warm"])
+                      "--batch_size", "16", "--buckets", "4", "--unpacked", "--no_warm"])
     assert [r["task"] for r in out["records"]] == ["cola", "stsb"]
     for r in out["records"]:
-        assert set(r["ways"]) == {"ours, 4 buckets", "ours, padded", "HF torch, padded"}
+        assert set(r["ways"]) == {"ours, 4 buckets, packed", "ours, 4 buckets", "ours, padded", "HF torch, padded"}
         assert r["train"] == 40 and r["examples"] == 80 and r["eval"] == 20
         assert r["max_logit_diff"] < 1e-4  # bucketed and padded compute the same thing
         assert r["bucket_steps"]["ours, padded"] == {64: 3}
+        assert r["positions"]["ours, padded"] == 3 * 16 * 64 > r["positions"]["ours, 4 buckets, packed"]
     assert max(out["records"][0]["bucket_steps"]["ours, 4 buckets"]) < 64  # CoLA's short sentences
-    assert set(out["ratios"]) == {"ours, 4 buckets vs ours, padded", "ours, 4 buckets vs HF torch, padded"}
+    assert set(out["ratios"]) == {f"ours, 4 buckets{p} vs {peer}" for p in ("", ", packed")
+                                  for peer in ("ours, padded", "HF torch, padded")}
     assert all(t["examples_per_s"] > 0 and t["full_glue_h"] > 0 for t in out["totals"].values())
 
 

@@ -133,6 +133,28 @@ def test_length_buckets():
     assert batch["labels"].tolist() == [[8, 6]] and batch["attention_mask"].shape == (1, 2, 4)
 
 
+def test_rare_shapes_run_at_a_larger_common_one():
+    needs = [(16, 192)] * 81 + [(16, 224)] * 4 + [(24, 192)] * 15 + [(24, 240)] * 6 + [(32, 192)] * 5 + [(32, 256)] * 17
+    plan = finetune.plan_shapes(needs, few=0)
+    assert all(plan[n][0] >= n[0] and plan[n][1] >= n[1] for n in needs)  # every step fits its shape
+    assert plan[(16, 224)] == (24, 240) and plan[(32, 192)] == (32, 256)  # the cheapest holder
+    assert plan[(24, 240)] == (24, 240)  # 10 of 128 steps after the merge: not rare (5%)
+    assert set(plan.values()) == {(16, 192), (24, 192), (24, 240), (32, 256)}
+    # With few=64 (the default) shapes of fewer than 64 steps merge on: (32, 256) then has 47 steps and
+    # nothing holds it, and running (16, 192)'s 81 steps there too wastes 81 x 64 tokens, less than 64
+    # steps of 256 tokens: one shape (one compilation) for the whole run.
+    assert set(finetune.plan_shapes(needs).values()) == {(32, 256)}
+    # MNLI's shapes at full size: the rare ones join a holder; (128, 2048) has none, and a shape holding
+    # it and another would waste too much, so it stays.
+    mnli = {(64, 1280): 11, (96, 1152): 125, (96, 1536): 13635, (96, 1920): 32, (128, 1536): 22586, (128, 2048): 427}
+    plan = finetune.plan_shapes([k for k, n in mnli.items() for _ in range(n)])
+    assert set(plan.values()) == {(96, 1536), (128, 1536), (128, 2048)} and plan[(96, 1920)] == (128, 2048)
+    # A shape compiled for an earlier task holds a rare one; a common shape keeps its own.
+    plan = finetune.plan_shapes([(16, 100)] * 2 + [(16, 200)] * 98, compiled={(16, 128), (32, 512)})
+    assert plan == {(16, 100): (16, 128), (16, 200): (16, 200)}
+    assert finetune.plan_shapes([(8, 64)]) == {(8, 64): (8, 64)}  # nothing holds it: its own
+
+
 def test_learning_rates_are_transformers_linear_schedule():
     torch = pytest.importorskip("torch")
     import transformers
@@ -196,11 +218,12 @@ def test_packed_batches_hold_every_real_token_once(example, tok):
     rows = np.stack([finetune.epoch_order(len(lengths), s, 0)[:16] for s in (0, 1)])
     weights = np.ones(rows.shape, np.float32)
     weights[1, -3:] = 0  # filling rows keep only their first token
-    batch = finetune.pack_batch(train, lengths, rows, weights, MAX_LEN)
+    length, tokens = finetune.step_shape(lengths, rows, weights, (MAX_LEN,), pack_tokens=True)
+    batch = finetune.pack_batch(train, lengths, rows, weights, length, tokens)
     real = np.minimum(lengths[rows], MAX_LEN)
     real[1, -3:] = 1
-    tokens = batch["input_ids"].shape[1]
-    assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) and tokens % (16 * MAX_LEN // 8) == 0
+    assert batch["input_ids"].shape == (2, tokens) and tokens % (16 * MAX_LEN // 8) == 0
+    assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) < 16 * MAX_LEN
     for s in range(2):
         slots = batch["token_slot"][s][batch["token_slot"][s] < 16 * MAX_LEN]
         assert len(slots) == real[s].sum()
