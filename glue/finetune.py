@@ -553,7 +553,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
-             pack_tokens: bool = True) -> SeedRuns:
+             pack_tokens: bool = True, shape_min_steps: int = 64) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -571,6 +571,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     The results do not depend on it (dropout masks are laid out for the full width).
     pack_tokens: the dense layers compute only the real tokens of each training step (packed, see
     jax_bert/model/packing.py), attention each example's bucket; again the results do not change.
+    shape_min_steps: a step shape (bucket, tokens) fewer steps need runs at a larger one (`plan_shapes`).
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -611,7 +612,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     needs = [step_shape(train_lengths, *batch_indices(orders[step // spe], step % spe, hp.batch_size),
                         buckets, pack_tokens) for step in range(steps)]
     compiled = _COMPILED_SHAPES.setdefault((step_fn, n_seeds, hp.batch_size, pack_tokens, sharding), set())
-    plan = plan_shapes(needs, compiled)
+    plan = plan_shapes(needs, compiled, few=shape_min_steps)
     compiled.update(plan.values())
     seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
     bad = _place(jnp.zeros(n_seeds, bool), sharding)

@@ -77,10 +77,11 @@ def tok(example):
 
 @pytest.fixture(scope="module")
 def sst2_runs(example, tok):
-    """Seeds 0 and 1 of the learnable single-sentence task, trained together."""
+    """Seeds 0 and 1 of the learnable single-sentence task, trained together (every step at its own
+    shape: a run this short would otherwise run all its steps at one, see plan_shapes)."""
     return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0, 1], HP,
-                             num_labels=2)
+                             num_labels=2, shape_min_steps=0)
 
 
 # ------------------------------------------------------------------ the loss
@@ -200,7 +201,7 @@ def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs,
     padded = sst2_padded
     runs = sst2_runs if pack_tokens else finetune.finetune(
         example["config"], example["params"], tok("sst2", "train"), {"validation": tok("sst2", "validation")},
-        [0, 1], HP, num_labels=2, pack_tokens=False)
+        [0, 1], HP, num_labels=2, pack_tokens=False, shape_min_steps=0)
     assert padded.bucket_steps == {MAX_LEN: padded.steps} and padded.positions == padded.steps * 16 * MAX_LEN
     assert len(runs.bucket_steps) >= 2 and min(runs.bucket_steps) < MAX_LEN  # really bucketed
     assert runs.real_tokens <= runs.positions < (0.5 if pack_tokens else 1) * padded.positions
@@ -263,7 +264,7 @@ def test_tasks_share_the_compiled_steps(example):
 def test_bfloat16_compute_trains_with_buckets(example, tok):
     runs = finetune.finetune(example["config"].replace(dtype="bfloat16"), example["params"],
                              tok("sst2", "train"), {"validation": tok("sst2", "validation")}, [0], HP,
-                             num_labels=2, log_every=16)
+                             num_labels=2, log_every=16, shape_min_steps=0)
     assert len(runs.bucket_steps) >= 2 and not runs.failed.any()
     assert runs.loss_log[-1][1][0] < 0.5 * runs.loss_log[0][1][0]  # the loss falls
     acc = metrics.compute_metrics("sst2", runs.logits["validation"][0], tok("sst2", "validation")["labels"])
