@@ -19,7 +19,7 @@ and dropout masks are laid out for max_length (BertConfig.dropout_layout_length)
 draws the same masks at any bucket and trains as it would padded to max_length (tests compare
 both). Packed tokens: the dense layers (embeddings, projections, feed-forward: most of
 the work) of a training step compute only its real tokens, packed into [seeds, T] rows (T: the
-most real tokens of any seed, rounded up to an eighth of the bucket's positions), and attention
+most real tokens of any seed, rounded up to 8 per row), and attention
 moves them into the bucket's padded layout and back (jax_bert/model/packing.py); the bucket is
 then only attention's length, and the numbers are again those of the padded batch.
 Evaluation scores the examples shortest first, each batch at its own bucket. The step takes
@@ -296,9 +296,9 @@ def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.n
 
 
 def token_budget(tokens: int, batch_size: int, length: int) -> int:
-    """The packed token count of a step: `tokens` rounded up to an eighth of batch_size x length
-    (8 budgets per length bucket, so at most 1/8 of the bucket's positions are dummies)."""
-    unit = max(1, batch_size * length // 8)
+    """The packed token count of a step: `tokens` rounded up to a multiple of 8 per row (256 at batch
+    32), at most batch_size x length."""
+    unit = 8 * batch_size
     return min(batch_size * length, unit * math.ceil(tokens / unit))
 
 

@@ -223,7 +223,7 @@ def test_packed_batches_hold_every_real_token_once(example, tok):
     batch = finetune.pack_batch(train, lengths, rows, weights, length, tokens)
     real = np.minimum(lengths[rows], MAX_LEN)
     real[1, -3:] = 1
-    assert batch["input_ids"].shape == (2, tokens) and tokens % (16 * MAX_LEN // 8) == 0
+    assert batch["input_ids"].shape == (2, tokens) and tokens % (16 * 8) == 0
     assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) < 16 * MAX_LEN
     for s in range(2):
         slots = batch["token_slot"][s][batch["token_slot"][s] < 16 * MAX_LEN]
