@@ -27,9 +27,9 @@ from jax_bert.train import schedules
 def default_config() -> ml_collections.ConfigDict:
     """All optimizer and schedule fields, with bert_100k's values (the original dense baseline)."""
     c = ml_collections.ConfigDict()
-    c.schedule = "warmup_linear"  # 'warmup_linear' | 'one_cycle' | 'constant'
-    c.learning_rate = 1e-4  # peak lr; for one_cycle this is max_lr
-    c.warmup_steps = 2000  # warmup_linear only
+    c.schedule = "warmup_linear"  # 'warmup_linear' | 'one_cycle' | 'constant' | 'three_stage'
+    c.learning_rate = 1e-4  # peak lr; for one_cycle and three_stage this is max_lr
+    c.warmup_steps = 2000  # warmup_linear and three_stage
     c.total_steps = 100_000  # schedule length (the training steps)
     # one_cycle only (torch OneCycleLR arguments):
     c.pct_start = 0.3
@@ -40,6 +40,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.cycle_momentum = True  # cycle Adam's b1 between max_momentum and base_momentum
     c.base_momentum = 0.85
     c.max_momentum = 0.95
+    # three_stage only (the original's lr for gradual magnitude pruning of a pretrained model): warm-up
+    # from 0 over warmup_steps, constant max_lr while pruning, then in the last cooldown_steps the lr
+    # multiplied by cooldown_gamma twice (after a third and after two thirds of the cool-down).
+    c.cooldown_steps = 0
+    c.cooldown_gamma = 0.1
     # AdamW:
     c.b1 = 0.9  # used when b1 is not cycled
     c.b2 = 0.999
