@@ -80,6 +80,12 @@ def test_gmp_follows_the_cubic_schedule_at_every_step(cache_dir, tmp_path, count
             for a, b in zip(jax.tree.leaves(masks), jax.tree.leaves(previous)):
                 assert not np.any(np.asarray(a) & ~np.asarray(b))
         previous = masks
+    # The step logs the kept count: the same numbers, step by step.
+    from jax_bert.train.logs import read_jsonl
+
+    logged = {r["step"]: r["train/kept_weights"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+              if "train/kept_weights" in r}
+    assert logged == {step: float(n) for step, n in want.items()}
     # Exact final sparsity of the counted params (dense ones counted as nonzero), as the solver rounds it.
     assert kept + n_dense == math.floor(0.4 * n_counted + 0.5)
     assert abs((1 - (kept + n_dense) / n_counted) - 0.6) < 1 / n_counted
