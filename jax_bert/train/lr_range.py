@@ -53,17 +53,25 @@ def range_test_config(config: ml_collections.ConfigDict) -> ml_collections.Confi
     return c
 
 
-def eval_subset(blocks: np.ndarray, fraction: float) -> np.ndarray:
-    """Every round(1 / fraction)-th validation block, from the first: a fixed subset spread over the set."""
+def _check_fraction(fraction: float) -> None:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"the evaluation fraction must be in (0, 1], got {fraction}.")
+
+
+def _check_window(window: int) -> None:
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"the smoothing window must be an odd number >= 1, got {window}.")
+
+
+def eval_subset(blocks: np.ndarray, fraction: float) -> np.ndarray:
+    """Every round(1 / fraction)-th validation block, from the first: a fixed subset spread over the set."""
+    _check_fraction(fraction)
     return blocks[::max(1, round(1.0 / fraction))]
 
 
 def smooth(values, window: int) -> np.ndarray:
     """Centred moving average over `window` points (odd), the window shrinking at both ends."""
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"the smoothing window must be an odd number >= 1, got {window}.")
+    _check_window(window)
     x = np.asarray(values, np.float64)
     sums = np.concatenate([[0.0], np.cumsum(x)])
     i, half = np.arange(len(x)), window // 2
@@ -129,9 +137,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
         steps: int = 100, mode: str = "linear", eval_fraction: float = 0.05, window: int = 9) -> dict[str, Any]:
     """Runs the test of `config` in `workdir`; returns the rows, the suggestion and the files written."""
     validate(config)
-    lr_schedule = schedules.lr_range(min_lr, max_lr, steps, mode)
-    smooth([0.0], window)  # a bad window fails before any work
-    eval_subset(np.zeros(1), eval_fraction)
+    lr_schedule = schedules.lr_range(min_lr, max_lr, steps, mode)  # bad settings fail before any work
+    _check_window(window)
+    _check_fraction(eval_fraction)
     sharding.maybe_initialize_distributed(config.distributed)
     os.makedirs(workdir, exist_ok=True)
     mesh = sharding.make_mesh(config.mesh)
