@@ -12,7 +12,7 @@ import sparsity
 from helpers import ROOT, losses, run_in_subprocess, tiny_config
 from jax_bert import model
 from jax_bert.model import BertConfig
-from jax_bert.train import checkpoint, optim
+from jax_bert.train import checkpoint, gmp_check, optim
 from jax_bert.train import loop as pretrain
 from jax_bert.train.config import load_config_file
 
@@ -86,6 +86,11 @@ def test_gmp_follows_the_cubic_schedule_at_every_step(cache_dir, tmp_path, count
     logged = {r["step"]: r["train/kept_weights"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))
               if "train/kept_weights" in r}
     assert logged == {step: float(n) for step, n in want.items()}
+    # scripts/gmp_check.py's table, from the work directory alone.
+    rows = gmp_check.schedule_check(workdir)
+    assert [(r["step"], r["kept_target"], r["kept_logged"]) for r in rows] == \
+        [(s, want[s], want[s]) for s in (2, 4, 6, 8)]
+    assert "every logged count is the schedule's" in gmp_check.format_check(rows)
     # Exact final sparsity of the counted params (dense ones counted as nonzero), as the solver rounds it.
     assert kept + n_dense == math.floor(0.4 * n_counted + 0.5)
     assert abs((1 - (kept + n_dense) / n_counted) - 0.6) < 1 / n_counted
@@ -141,6 +146,14 @@ def test_the_tiny_gmp_configs_are_valid(use):
     assert optim.gmp_steps(config.sparsity, config.train.steps) == ((40, 300) if use == "onecycle" else (20, 140))
     with pytest.raises(ValueError, match="unknown GMP use"):
         load_config_file(f"{ROOT}/configs/tiny_gmp.py").get_config("later")
+
+
+def test_the_schedule_check_refuses_what_is_not_a_gmp_run(cache_dir, tmp_path):
+    with pytest.raises(ValueError, match="config.json is missing"):
+        gmp_check.schedule_check(str(tmp_path))
+    pretrain.run(tiny_config(cache_dir, steps=1), str(tmp_path / "dense"))
+    with pytest.raises(ValueError, match="not a gradual-magnitude-pruning run"):
+        gmp_check.schedule_check(str(tmp_path / "dense"))
 
 
 # --- bad input: one clear error before any compilation ------------------------------------------------
