@@ -135,7 +135,8 @@ def _plot(path: str, rows: list[dict], suggestion: dict, mode: str) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5, max_lr: float = 1e-2,
         steps: int = 100, mode: str = "linear", eval_fraction: float = 0.05, window: int = 9) -> dict[str, Any]:
-    """Runs the test of `config` in `workdir`; returns the rows, the suggestion and the files written."""
+    """Runs the test of `config` in `workdir`; returns the rows, the suggestion, the files written and the
+    final train state (`state`)."""
     validate(config)
     lr_schedule = schedules.lr_range(min_lr, max_lr, steps, mode)  # bad settings fail before any work
     _check_window(window)
@@ -195,4 +196,4 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
         files.atomic_write_text(paths["csv"], _csv_text(rows))
         _plot(paths["png"], rows, suggestion, mode)
         files.atomic_write_json(paths["json"], summary)
-    return {**summary, "rows": rows, "files": paths}
+    return {**summary, "rows": rows, "files": paths, "state": state}

@@ -6,13 +6,15 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
+import sparsity
 from helpers import ROOT, losses, shared_tokenizer, subprocess_env, tiny_config
 from jax_bert.train import loop as pretrain
-from jax_bert.train import lr_range
+from jax_bert.train import lr_range, optim
 
 
 def read_csv(path):
@@ -55,6 +57,24 @@ def test_the_first_step_is_the_runs_first_step(cache_dir, tmp_path):
     pretrain.run(config, str(tmp_path / "run"))
     result = lr_range.run(config, str(tmp_path / "test"), steps=3, min_lr=1e-4, max_lr=1e-3)
     assert result["rows"][0]["train_loss"] == pytest.approx(losses(str(tmp_path / "run"))[1], rel=1e-6)
+
+
+def test_a_sparse_distilled_config_keeps_its_masks_and_distils(cache_dir, tmp_path):
+    teacher = str(tmp_path / "teacher")
+    pretrain.run(tiny_config(cache_dir, steps=2, export_hf=True), teacher)
+    config = tiny_config(cache_dir)
+    config.sparsity.update(enabled=True, overall=0.6)
+    config.sparsity.rigl.update(enabled=True, update_freq=2, start=2)  # would move the masks at steps 2, 4
+    config.distill.teachers = [{"path": teacher, "weight": 1.0}]
+    result = lr_range.run(config, str(tmp_path / "test"), steps=5, min_lr=1e-3, max_lr=1e-1)
+    state = result["state"]
+    masks = sparsity.get_masks(state["opt_state"])
+    initial = sparsity.init_masks(jax.random.key(0), state["params"], optim.sparsity_spec(config.sparsity))
+    for a, b in zip(jax.tree.leaves(masks), jax.tree.leaves(initial)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sparsity.masked_nonzero(state["params"], masks) == 0
+    # The objective is distillation (the teacher's distribution), evaluation plain MLM.
+    assert all(r["train_loss"] != r["train_mlm_loss"] for r in result["rows"])
 
 
 def test_the_masks_do_not_change_during_the_test(cache_dir):
