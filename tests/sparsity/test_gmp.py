@@ -108,6 +108,12 @@ def test_full_masks_are_all_true_where_the_rules_select():
     assert all(bool(np.all(m)) for m in jax.tree.leaves(masks))
     with pytest.raises(ValueError, match="matches no parameter"):
         sp.full_masks(toy_params(), [(r"^nothing$", None, -2)])
+    # The sparse tensors are reported as such while still dense (the loop logs this table at step 0).
+    stats = sp.sparsity_stats(toy_params(), masks)
+    assert stats.masked == {"emb", "enc/a/kernel", "enc/b/kernel"} and stats.overall.sparsity == 0.0
+    table = sp.format_stats(stats, only_sparse=True)
+    assert "enc/a/kernel" in table and "head/kernel" not in table
+    assert sp.density_chart(stats).ndim == 3
 
 
 @pytest.mark.parametrize("quantize", [False, True])
