@@ -12,7 +12,9 @@ steps, then a prune every 20 steps (14 prunes) until step 300, none in the last 
 `pretrained` (configs/gmp80_pretrained.py's use): runs/tiny's export pruned to the same 80.0% in 200 steps
 (20 warm-up, 120 pruning with a prune every 20, 60 cool-down) on the three-stage lr (max 1e-3), distilled
 from runs/tiny. Each takes a few minutes on a 2-core CPU; the log's sparsity table starts at 0.00% and
-the final evaluation prints a perplexity above the dense teacher's (docs/benchmarks.md records runs).
+the final evaluation prints a perplexity above the dense teacher's (docs/benchmarks.md: about 265 and
+259 against 249). `python scripts/gmp_check.py --workdir runs/tiny_gmp` checks the kept counts (log every
+prune step with --config.train.log_every=20).
 """
 import os
 
