@@ -4,7 +4,8 @@ step beside the count the run logged.
     python scripts/gmp_check.py --workdir runs/tiny_gmp
 
 Reads the work directory only (config.json, bert_config.json, metrics.jsonl); log every prune step
-(train.log_every dividing the prune period and warmup_steps) to see them all. See jax_bert/train/gmp_check.py.
+(train.log_every dividing the prune period and warmup_steps) to see them all. Exit status 1 when a
+logged count differs from the schedule or the directory is not a GMP run. See jax_bert/train/gmp_check.py.
 """
 import argparse
 import sys
@@ -14,15 +15,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="The work directory of a GMP pretraining run.")
     args = parser.parse_args(argv)
+    from jax_bert import cli
     from jax_bert.train import gmp_check
 
-    try:
-        rows = gmp_check.schedule_check(args.workdir)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = cli.run(lambda: gmp_check.schedule_check(args.workdir))
     print(gmp_check.format_check(rows))
-    return 1 if any(r["kept_logged"] not in (None, r["kept_target"]) for r in rows) else 0
+    return cli.FAILED if any(r["kept_logged"] not in (None, r["kept_target"]) for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ import ml_collections
 from jax_bert.model import BertConfig
 from jax_bert.train import optim
 
-# The BERT body (embeddings and encoder; our MLM model has no pooler): what the original counted GMP's
-# target sparsity over.
-BERT_BODY = r"^bert/"
+# The BERT body, embeddings and encoder, the parameters jax_bert.model.body counts the reported sparsity
+# over: what the original counted GMP's target over.
+BERT_BODY = r"^bert/(embeddings|encoder)/"
 # The original layout: every encoder Linear (query, key, value, attention output, intermediate,
 # output) and the word embeddings; for the embedding each ROW (token) keeps a fixed count.
 ENCODER_KERNELS = r"^bert/encoder/.*/kernel$"

@@ -31,10 +31,9 @@ import ml_collections
 import numpy as np
 
 from jax_bert import files, model
-from jax_bert.train import loop, optim, schedules, sharding
+from jax_bert.train import loop, optim, schedules, sharding, teachers
 from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
-from jax_bert.train.teachers import load_teachers
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +140,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
     lr_schedule = schedules.lr_range(min_lr, max_lr, steps, mode)  # bad settings fail before any work
     _check_window(window)
     _check_fraction(eval_fraction)
+    teachers.check_teachers_exist(config.distill)
     sharding.maybe_initialize_distributed(config.distributed)
     os.makedirs(workdir, exist_ok=True)
     mesh = sharding.make_mesh(config.mesh)
@@ -154,10 +154,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
     test_config = range_test_config(config)
     abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
     tx = optim.make_train_optimizer(test_config, abstract_params, lr_schedule=lr_schedule)
-    teachers = load_teachers(config.distill, model_config, mesh)
-    program = train_step.build(model_config, tx, mesh, seed=config.train.seed, teachers=teachers,
+    frozen = teachers.load_teachers(config.distill, model_config, mesh)
+    program = train_step.build(model_config, tx, mesh, seed=config.train.seed, teachers=frozen,
                                distill=train_step.Distillation.from_config(config.distill, config.train.steps))
-    teacher_params = [t.params for t in teachers]
+    teacher_params = [t.params for t in frozen]
     state = program.init_state(init_params)
     log.info("LR range test: %s lr %g -> %g over %d steps, evaluated on %d of %d validation blocks",
              mode, min_lr, max_lr, steps, len(subset), len(val_blocks))

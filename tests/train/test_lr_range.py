@@ -134,10 +134,12 @@ def test_the_script_runs_and_bad_input_is_one_line(cache_dir, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "suggested max_lr:" in ok.stdout and "rule: the learning rate at the minimum" in ok.stdout
     assert len(read_csv(tmp_path / "w" / "lr_range.csv")) == 4
-    for args, message in [(["--config", "configs/no_such.py"], "error: "),
-                          (["--config", "configs/tiny.py", "--min_lr", "1", "--max_lr", "0.1", *tiny], "min_lr"),
-                          (["--config", "configs/tiny.py", "--config.train.no_such_key=1"], "error: ")]:
+    for args, message, status in [
+            (["--config", "configs/no_such.py"], "no such file", 2),
+            (["--config", "configs/tiny.py", "--config.train.no_such_key=1"], "unknown config key 'train.no_", 2),
+            (["--config", "configs/tiny.py", "--mode", "cubic"], "--mode", 2),
+            (["--config", "configs/tiny.py", "--min_lr", "1", "--max_lr", "0.1", *tiny], "0 < min_lr < max_lr", 1)]:
         bad = run(*args, "--workdir", str(tmp_path / "bad"))
-        assert bad.returncode == 2, (args, bad.stderr[-2000:])
+        assert bad.returncode == status, (args, bad.stderr[-2000:])
         assert bad.stderr.strip().startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert message in bad.stderr
