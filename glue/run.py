@@ -157,7 +157,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
     try:
         runs = finetune.finetune(bert_config, params, train, evals, seed_list, hp,
                                  num_labels=task.num_labels, progress=on_progress,
-                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop))
+                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop),
+                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
+                                 use_masks=bool(config.keep_masks))
     finally:
         bar.close()
 
@@ -171,7 +173,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
                 "final_train_loss": _json_number(runs.final_loss[i]), "sparsity": float(runs.sparsity[i]),
                 "steps": runs.steps, "masked_tensors": runs.masked_tensors,
-                "task_train_seconds": runs.train_seconds, "hparams": vars(hp) | {"max_length": max_length}}
+                "task_train_seconds": runs.train_seconds,
+                "task_eval_seconds": runs.eval_seconds, "bucket_steps": runs.bucket_steps,
+                "hparams": vars(hp) | {"max_length": max_length}}
         if runs.failed[i]:
             report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
             info.update(status="failed", error=runs.errors[seed])
@@ -251,6 +255,7 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
         # Bad settings fail now, not after hours of other tasks.
         settings = {name: task_settings(config, name, seeds) for name in task_names}
         finetune.resolve_seed_loop(str(config.seed_loop), None)  # an unknown value fails now too
+        finetune.bucket_lengths(128, int(config.length_buckets))  # so does a bucket count below 1
         if data_dir is not None and not os.path.isdir(data_dir):
             raise ValueError(f"--data_dir {data_dir} is not a directory.")
         bert_config, params, tokenizer, extras, name = load_checkpoint(
@@ -262,6 +267,10 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
     model = model_name or name
     out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # an --out holding runs of the other keep_masks setting is refused before any task
+        report.set_settings(out_dir, model=model, keep_masks=bool(config.keep_masks))
+    except ValueError as e:
+        return _fail(str(e))
     files.atomic_write_json(out_dir / "glue_config.json", {
         "checkpoint": str(checkpoint), "tasks": list(task_names), "seeds": seeds, "data_dir": data_dir,
         "config": config.to_dict(),

@@ -1,5 +1,8 @@
-"""Benchmark: N seeds fine-tuned in one step against the same N seeds one after another.
+"""The GLUE benchmarks: the nine tasks with GLUE's token lengths, ours (length buckets, packed tokens)
+against ours padded to max_length and Hugging Face PyTorch (--mode suite); N seeds fine-tuned in one
+step against the same N seeds one after another (--mode seeds, the default).
 
+    python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
     python scripts/benchmark_glue.py [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
         [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
 
