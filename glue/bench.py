@@ -222,6 +222,7 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
     from glue import finetune
 
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" per seed
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" per seed
     columns = finetune.INPUT_KEYS
     tensors = {k: torch.from_numpy(np.asarray(train[k], np.int64)) for k in columns}
     labels = torch.from_numpy(np.asarray(train["labels"], np.float32 if num_labels == 1 else np.int64))

@@ -17,12 +17,9 @@ Per task, `epochs` and `runs` (seeds) are the protocol's; `learning_rate`, `batc
 """
 from __future__ import annotations
 
-import os
-import re
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import ml_collections
-from absl import flags
 from ml_collections import config_dict
 
 # The protocol's (epochs, runs) per task: 5 epochs for the small CoLA / MRPC / WNLI, 3 elsewhere;
@@ -152,41 +149,9 @@ def with_overrides(overrides: Mapping, config: ml_collections.ConfigDict | None 
     return config
 
 
-def command_line_error(error: Exception, argv: Sequence[str]) -> str:
-    """One line for an error that absl / config_flags raised while reading the command line of
-    scripts/finetune_glue.py (their own reports: a traceback for an unknown key, two lines for a bad
-    value, nothing until the config is used for a missing file)."""
-    given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
-             for i, a in enumerate(argv) if re.fullmatch(r"--?config(=.*)?", a)]
-    for path in given:
-        if path and not os.path.isfile(path) and not os.path.isfile(path.split(":", 1)[0]):
-            return f"--config {path}: no such file; give a Python file with get_config()."
-    if isinstance(error, LookupError | AttributeError):
-        defaults = get_config()
-        for arg in argv:
-            m = re.match(r"--?config\.([^=]+)", arg)
-            problem = m and _unknown_key(defaults, m.group(1))
-            if problem:
-                return problem
-    text = error
-    while isinstance(text, BaseException):  # config_flags wraps a KeyError in an AttributeError
-        text = text.args[0] if text.args else type(text).__name__
-    text = " ".join(str(text).split())
-    if isinstance(error, flags.Error | ValueError):  # a bad flag value, or validate()'s message
-        return text
-    # Anything else was raised while loading the config file (no get_config, a syntax error, ...).
-    return f"--config {given[-1] if given else __file__}: {type(error).__name__}: {text}"
+def command_line_error(error: Exception, argv) -> str:
+    """One line for an error of scripts/finetune_glue.py's command line (jax_bert.cli's, with this
+    file's keys)."""
+    from jax_bert import cli
 
-
-def _unknown_key(config, dotted: str) -> str | None:
-    node, parts = config, dotted.split(".")
-    for i, part in enumerate(parts):
-        if not isinstance(node, ml_collections.ConfigDict):
-            return (f"unknown config key {dotted!r}: {'.'.join(parts[:i])} is a value, not a group "
-                    "of keys.")
-        if part not in node:
-            where = ".".join(parts[:i]) or "the config"
-            return (f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} "
-                    "(glue/config.py).")
-        node = node[part]
-    return None
+    return cli.command_line_error(error, argv, get_config, "glue/config.py", __file__)

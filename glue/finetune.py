@@ -62,6 +62,7 @@ import sparsity
 from glue import config as glue_config
 from jax_bert import model
 from jax_bert.model import BertConfig, packing
+from jax_bert.model.body import SPARSITY_NAME, body_sparsity  # noqa: F401 - the shared definition, used here
 from jax_bert.train import optim, schedules
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -168,33 +169,6 @@ def find_masks(params, threshold: float = 0.1) -> dict[str, np.ndarray]:
             if x.size and np.mean(x == 0) > threshold:
                 out[path] = x != 0
     return out
-
-
-def _is_body(path: str) -> bool:
-    return path.startswith(("bert/embeddings/", "bert/encoder/"))
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _zero_counts(leaves, seed_axis: bool):
-    # One compiled reduction for the whole tree (eager per-leaf ops would each compile).
-    # int32 counts: BERT-base's body has 108M entries, far below 2**31.
-    return sum(jnp.sum(x == 0, axis=tuple(range(1 if seed_axis else 0, x.ndim)), dtype=jnp.int32)
-               for x in leaves)
-
-
-def body_sparsity(params, seed_axis: bool = False):
-    """Percent exact zeros over the BERT body (bert/embeddings + bert/encoder; no pooler or heads).
-
-    This is how the original project's 79.58% was counted (BertForMaskedLM's `bert` module has no
-    pooler); biases and LayerNorm params count as (usually nonzero) weights. With seed_axis, one
-    value per seed.
-    """
-    leaves = [x for path, x in sparsity.named_leaves(params) if _is_body(path)]
-    if not leaves:
-        raise ValueError("params have no bert/embeddings or bert/encoder leaves.")
-    size = sum(int(np.prod(x.shape[1:] if seed_axis else x.shape)) for x in leaves)
-    zeros = np.asarray(jax.device_get(_zero_counts(leaves, seed_axis)), np.float64)
-    return 100.0 * zeros / size
 
 
 def _normal(key, shape, std):

@@ -314,7 +314,7 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
                      for t, (hp, length, seed_list) in settings.items()}})
     sparsity = float(finetune.body_sparsity(finetune.base_params(params)))
     report.set_extras(out_dir, model=model, sparsity=sparsity, **extras)
-    print(f"{model}: {sparsity:.2f}% of the BERT body's weights are zero; tasks "
+    print(f"{model}: {finetune.SPARSITY_NAME}: {sparsity:.2f}%; tasks "
           f"{', '.join(task_names)} -> {out_dir}", file=sys.stderr)
 
     errors, scored, tables = {}, {}, ""

@@ -15,6 +15,22 @@ def _umask() -> int:
     return mask
 
 
+def follow_umask(path: str | os.PathLike, directory: bool = False) -> None:
+    """Gives `path` the mode a plain open() / mkdir() would have given it (0666 / 0777 less the umask):
+    for what mkstemp / mkdtemp (always private) or a library made."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def follow_umask_tree(root: str | os.PathLike) -> None:
+    """follow_umask for a directory, its sub-directories and files (a saved tokenizer, an export)."""
+    follow_umask(root, directory=True)
+    for parent, dirs, names in os.walk(root):
+        for d in dirs:
+            follow_umask(os.path.join(parent, d), directory=True)
+        for n in names:
+            follow_umask(os.path.join(parent, n))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Calls `write(tmp_path)`, then renames the temporary file to `path` (parents are created)."""
     path = os.fspath(path)
@@ -24,7 +40,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -8,13 +8,12 @@ The settings are glue/config.py (the default --config; `--config.tasks.cola.epoc
 See glue/run.py for the outputs and an offline example (synthetic data, tiny checkpoint).
 """
 import logging
-import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
 import glue.config
 from glue import run
+from jax_bert import cli
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Hugging Face BERT directory or pretraining work directory.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Runs (seeds 0..N-1) per task; overrides the per-task runs.")
@@ -32,20 +31,10 @@ _NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bars.")
 
 
 def parse(argv):
-    """Defines --config (config_flags reads its --config.KEY=VALUE overrides from argv as it is defined)
-    and parses the flags; a bad command line is one line `error: ...` and exit status 2."""
-    try:
-        config = config_flags.DEFINE_config_file("config", glue.config.__file__, "GLUE settings: a Python "
-                                                 "file with get_config().", lock_config=True, sys_argv=argv)
-        rest = flags.FLAGS(argv)
-        glue.config.validate(config.value)  # also raises a config file's load error, which waits till now
-    except Exception as e:
-        print(f"error: {glue.config.command_line_error(e, argv)}", file=sys.stderr)
-        sys.exit(2)
-    if len(rest) > 1:
-        print(f"error: unexpected arguments {rest[1:]}", file=sys.stderr)
-        sys.exit(2)
-    return rest
+    """--config (glue/config.py by default) and the flags; a bad command line is one line `error: ...`
+    and exit status 2."""
+    return cli.parse_flags(argv, default_file=glue.config.__file__, defaults=glue.config.get_config,
+                           keys_file="glue/config.py", validate=glue.config.validate)
 
 
 def main(argv):

@@ -7,7 +7,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def shared_tokenizer(cache_dir: str) -> str:
-    """One WordPiece vocab for every run of a test module (training one is not bit-reproducible)."""
+    """A WordPiece vocab trained once in `cache_dir` (the study test names it for its teacher stage)."""
     from jax_bert import data
     from jax_bert.data import corpus
 
@@ -24,7 +24,8 @@ def tiny_config(cache_dir: str, **train_overrides):
                    max_position_embeddings=32)
     c.data.max_documents = 400
     c.data_cache_dir = cache_dir
-    c.tokenizer.name = shared_tokenizer(cache_dir)
+    # Each run trains its own vocabulary in its work directory: the same one every time (tiny_tokenizer).
+    c.tokenizer.update(name="", vocab_size=600)
     c.train.update(steps=8, global_batch_size=8, seq_len=32, log_every=1, eval_batch_size=16,
                    checkpoint_every=4, keep_checkpoints=3, progress_bar=False, export_hf=False)
     unknown = set(train_overrides) - set(c.train)
@@ -32,6 +33,20 @@ def tiny_config(cache_dir: str, **train_overrides):
     c.train.update(train_overrides)
     c.optim.update(learning_rate=5e-3, warmup_steps=2)
     return c
+
+
+def tiny_tokenizer(cache_dir: str):
+    """The vocabulary that every tiny_config run trains for itself, trained here once more: the training
+    is deterministic, so it is the same, token for token. Its directory is tiny_tokenizer_dir(cache_dir)."""
+    from jax_bert import data
+
+    spec = tiny_config(cache_dir).data.to_dict()
+    return data.get_tokenizer(None, workdir=os.path.dirname(tiny_tokenizer_dir(cache_dir)), vocab_size=600,
+                              documents=lambda: data.load_documents(spec)[0])
+
+
+def tiny_tokenizer_dir(cache_dir: str) -> str:
+    return os.path.join(cache_dir, "tiny_vocab", "tokenizer")
 
 
 def sigterm_after_step(monkeypatch, step: int) -> None:
@@ -92,8 +107,46 @@ def run_in_subprocess_main():
         for p in parents:
             node = node[p]
         node[leaf] = value
-    result = pretrain.run(config, workdir)
+    from jax_bert import cli
+
+    result = cli.run(lambda: pretrain.run(config, workdir))  # expected errors: one line, exit status 1
     print("RESULT " + json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
+
+
+# --- a BERT-shaped toy param tree for the sparsity tests -------------------------------------------
+
+KERNEL = "enc/layers/attention/query/kernel"  # scanned: [L, in, out]
+SPARSE_RULES = [(r"^enc/.*kernel$", 0.8, -2), (r"word_embeddings/embedding$", 0.8, -1)]
+SOLVED_RULES = [(p, None, a) for p, _, a in SPARSE_RULES]
+
+
+def tiny_params(seed=0):
+    """A BERT-shaped toy: scanned kernels [L, in, out], an embedding [vocab, hidden], dense rest."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    r = np.random.default_rng(seed)
+    f = lambda *s: jnp.asarray(r.normal(size=s), jnp.float32)
+    return {
+        "emb": {"word_embeddings": {"embedding": f(30, 16)},
+                "position_embeddings": {"embedding": f(8, 16)},
+                "LayerNorm": {"scale": f(16), "bias": f(16)}},
+        "enc": {"layers": {"attention": {"query": {"kernel": f(3, 16, 16), "bias": f(3, 16)}},
+                           "intermediate": {"dense": {"kernel": f(3, 16, 40), "bias": f(3, 40)}}}},
+        "pooler": {"dense": {"kernel": f(16, 16), "bias": f(16)}},
+    }
+
+
+def leaf(tree, path):
+    for k in path.split("/"):
+        tree = tree[k]
+    return tree
+
+
+def n_params(params):
+    import jax
+
+    return sum(x.size for x in jax.tree.leaves(params))
 
 
 if __name__ == "__main__":

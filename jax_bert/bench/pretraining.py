@@ -57,11 +57,16 @@ PRESETS = {
                  vocab_size=1000, length=32, batch=4, steps=3),
     "small": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
                   vocab_size=30522, length=128, batch=16, steps=20),
+    # configs/tiny.py's model (the offline main job and configs/tiny_rigl.py) at its batch and length.
+    "tiny_run": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512,
+                     vocab_size=8000, length=128, batch=32, steps=10),
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                  vocab_size=30522, length=128, batch=8, steps=5),
 }
-GPU_SHAPES = {"tiny": ((32, 4), (64, 2)), "small": ((128, 64), (512, 32)), "base": ((128, 64), (512, 32))}
-TARGETS = {"torch": {"small": 2.5, "base": 1.2}, "static_max": 1.05, "rigl_amortised_max": 0.02}
+GPU_SHAPES = {"tiny": ((32, 4), (64, 2)), "tiny_run": ((128, 32),), "small": ((128, 64), (512, 32)),
+              "base": ((128, 64), (512, 32))}
+TARGETS = {"torch": {"small": 2.5, "base": 1.2}, "static_max": 1.05, "rigl_update_max": 3.0,
+           "rigl_amortised_max": 0.02}
 MLM_PROBABILITY = 0.15
 MASK_ID = 103  # [MASK] in BERT's vocabularies; ids below 1000 (special / unused tokens) are not drawn
 
@@ -206,7 +211,7 @@ class TorchRunner:
 
 def run_torch(args) -> dict:
     cfg = model_config(args.preset, attention_dropout=args.attention_dropout)
-    mesh = sharding.make_mesh({"data": -1})
+    mesh = sharding.make_mesh(args.mesh)
     batch_np, hf_labels = synthetic_batch(args.batch, args.length, cfg.vocab_size, args.seed)
     tokens = args.batch * args.length
 
@@ -259,7 +264,7 @@ def rigl_updates(engine: Engine, at: int) -> bool:
 
 def run_sparse(args) -> dict:
     cfg = model_config(args.preset, attention_dropout=args.attention_dropout)
-    mesh = sharding.make_mesh({"data": -1})
+    mesh = sharding.make_mesh(args.mesh)
     batch_np, _ = synthetic_batch(args.batch, args.length, cfg.vocab_size, args.seed)
     freq = args.update_freq
     total = 1000 * freq  # RigL's end far away: every multiple of freq from freq on is an update step
@@ -299,13 +304,15 @@ def run_sparse(args) -> dict:
     med = {k: statistics.median(v) for k, v in times.items()}
     dense = med["dense"]
     t_plain, t_update = med["rigl80 plain step"], med["rigl80 update step"]
-    amortised = (t_update - t_plain) / freq / t_plain
+    # RigL's extra cost spread over the steps between updates: every 100 steps (the original's
+    # schedule, what the target is about), whatever --update_freq timed the plain step.
+    amortised = (t_update - t_plain) / 100 / t_plain
     tokens = args.batch * args.length
     rows = [{"variant": k, "median_s": v, "mean_s": statistics.fmean(times[k]), "min_s": min(times[k]),
              "vs_dense": v / dense,
              "tokens_per_s": tokens / v} for k, v in med.items()]
-    print(f"\n--mode sparse --preset {args.preset}: batch {args.batch} x length {args.length}, "
-          f"{args.steps} timed steps per variant after {args.warmup} warm-up, interleaved in "
+    print(f"\n--mode sparse --preset {args.preset}: mesh {dict(mesh.shape)}, batch {args.batch} x length "
+          f"{args.length}, {args.steps} timed steps per variant after {args.warmup} warm-up, interleaved in "
           f"{min(args.rounds, args.steps)} rounds")
     timing.print_table(rows, [("variant", "variant", ""), ("median_s", "median step s", "{:.4f}"),
                         ("mean_s", "mean step s", "{:.4f}"), ("min_s", "min step s", "{:.4f}"),
@@ -314,7 +321,9 @@ def run_sparse(args) -> dict:
     static = med["static80"] / dense
     print(f"static 80% / dense: {static:.3f}x (target <= {TARGETS['static_max']}x: "
           f"{'met' if static <= TARGETS['static_max'] else 'MISSED'})")
-    print(f"RigL update step / plain step: {t_update / t_plain:.2f}x; amortised over update_freq {freq}: "
+    ratio = t_update / t_plain
+    print(f"RigL update step / plain step: {ratio:.2f}x (target <= {TARGETS['rigl_update_max']}x: "
+          f"{'met' if ratio <= TARGETS['rigl_update_max'] else 'MISSED'}); amortised over an update every 100 steps: "
           f"{100 * amortised:.2f}% of a step (target <= {100 * TARGETS['rigl_amortised_max']:.0f}%: "
           f"{'met' if amortised <= TARGETS['rigl_amortised_max'] else 'MISSED'})")
     print(f"distillation ({args.teacher_dtype} teacher, same size) / dense: {med[variants[-1][0]] / dense:.3f}x")
@@ -365,7 +374,7 @@ def _throughput_step_time(engine: Engine, n: int, before=None) -> float:
 def run_gpu(args) -> dict:
     print(f"device: {jax.devices()[0].device_kind} x {jax.device_count()} ({jax.default_backend()})")
     cfg = model_config(args.preset, dtype="bfloat16", attention_dropout=args.attention_dropout)
-    mesh = sharding.make_mesh({"data": -1})
+    mesh = sharding.make_mesh(args.mesh)
     shapes = list(GPU_SHAPES[args.preset])
     if args.lengths:
         batches = args.batch_list or [b for _, b in shapes][: len(args.lengths)]
@@ -448,6 +457,9 @@ def parse_args(argv=None):
     p.add_argument("--variants", default="dense,rigl80",
                    help="gpu mode: comma-separated subset of dense,rigl80 (to split a run)")
     p.add_argument("--peak_tflops", type=float, default=989.0, help="gpu mode: peak bf16 dense TFLOP/s")
+    p.add_argument("--mesh", default="-1,1,1",
+                   help="device mesh sizes data,fsdp,tensor (-1 fills the devices), e.g. 1,8,1 or 2,2,2; "
+                        "CPU devices: XLA_FLAGS=--xla_force_host_platform_device_count=8")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON to this file")
     args = p.parse_args(argv)
@@ -459,6 +471,13 @@ def parse_args(argv=None):
     args.length = args.length or preset["length"]
     args.rounds = args.rounds or args.steps
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    try:
+        sizes = [int(x) for x in args.mesh.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) != 3:
+        p.error(f"--mesh takes three comma-separated sizes data,fsdp,tensor, got {args.mesh!r}")
+    args.mesh = dict(zip(sharding.MESH_AXES, sizes))
     if not args.variants or set(args.variants) - {"dense", "rigl80"}:
         p.error(f"--variants takes a comma-separated subset of dense,rigl80, got {args.variants}")
     try:

@@ -1,8 +1,10 @@
 """Documents -> packed blocks of token ids (int32 [N, seq_len]), cached on disk as .npy."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import logging
 import math
 import os
 import tempfile
@@ -13,6 +15,8 @@ import numpy as np
 from jax_bert import files
 from jax_bert.data.documents import _hash, data_fingerprint, load_documents, normalize_spec
 from jax_bert.data.tokenizer import tokenizer_fingerprint
+
+log = logging.getLogger(__name__)
 
 _TOKENIZE_CHUNK = 1000  # documents per batched tokenizer call
 _CACHE_FORMAT = 1  # bump when the block layout changes, so old caches are not reused
@@ -42,14 +46,34 @@ def tokenize_to_blocks(documents: Iterable[str] | Callable[[], Iterable[str]], t
                  "format": _CACHE_FORMAT})[:24]
     npy = os.path.join(cache_dir, f"blocks-{key}.npy")
     meta_file = os.path.join(cache_dir, f"blocks-{key}.json")
-    if not (os.path.exists(npy) and os.path.exists(meta_file)):
+    cached = _read_cache(npy, meta_file, int(seq_len))
+    if cached is None:
         docs = documents() if callable(documents) else documents
         _build_blocks(docs, tokenizer, int(seq_len), bool(pad_last), npy, meta_file)
-    blocks = np.load(npy, mmap_mode="r")
-    if not return_info:
-        return blocks
-    with open(meta_file) as f:
-        return blocks, json.load(f)
+        cached = _read_cache(npy, meta_file, int(seq_len))
+    blocks, meta = cached
+    return (blocks, meta) if return_info else blocks
+
+
+def _read_cache(npy: str, meta_file: str, seq_len: int):
+    """(blocks memory-mapped, metadata), or None when there is no cache. A damaged one (a truncated
+    .npy, unreadable metadata, a shape the metadata does not give) is derived data: removed, with a
+    warning, and built again."""
+    if not (os.path.exists(npy) and os.path.exists(meta_file)):
+        return None
+    try:
+        with open(meta_file) as f:
+            meta = json.load(f)
+        blocks = np.load(npy, mmap_mode="r")
+        if blocks.shape != (meta["num_blocks"], seq_len) or blocks.dtype != np.int32:
+            raise ValueError(f"shape {blocks.shape} {blocks.dtype}, metadata {meta}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("the data cache %s is damaged (%s); building it again", npy, " ".join(str(e).split())[:200])
+        for path in (npy, meta_file):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return None
+    return blocks, meta
 
 
 def _special_id(tokenizer, name: str) -> int:
@@ -124,6 +148,7 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
                 "num_tokens_dropped": total - kept, "num_documents": n_docs,
                 "pad_last": pad_last}
         files.atomic_write_text(meta_file, json.dumps(meta))
+        files.follow_umask(tmp_npy)  # mkstemp made it private; a shared cache is read by others
         os.replace(tmp_npy, npy)  # last: the .npy existing means the cache is complete
         tmp_npy = None
     finally:

@@ -1,13 +1,25 @@
 """The tokenizer: a named one (hub or local directory), or a BERT WordPiece vocabulary trained on the
-corpus and cached in the work directory."""
+corpus and cached in the work directory.
+
+The training is ours (`train_wordpiece_vocab`), not the `tokenizers` library's trainer: that one numbers
+the word pieces in hash-map order, which changes from process to process, and breaks ties between
+equally frequent merges by those numbers, so two trainings on the same corpus gave different
+vocabularies (and two fresh runs of the same config different losses). Ours follows the same
+algorithm (the library's WordPiece trainer is a BPE trainer with a "##" continuation prefix) with
+every choice made on counts and then on the token strings themselves: the same corpus and settings
+give the same vocabulary, byte for byte, in any process.
+"""
 from __future__ import annotations
 
+import collections
+import heapq
 import json
 import os
 import shutil
 import tempfile
 from typing import Callable, Iterable
 
+from jax_bert import files
 from jax_bert.data.documents import _hash
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 when trained here
@@ -29,6 +41,10 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     import transformers
 
     if name_or_path:
+        looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+        if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
+            raise ValueError(f"tokenizer {name_or_path!r} does not exist: give a directory holding tokenizer.json "
+                             "or vocab.txt, a hub name, or leave tokenizer.name empty to train a WordPiece vocab")
         try:
             tok = transformers.AutoTokenizer.from_pretrained(name_or_path)
         except (OSError, ValueError) as e:
@@ -46,15 +62,24 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
                          "when no tokenizer name is given")
     path = os.path.join(workdir, "tokenizer")
     settings = {"vocab_size": int(vocab_size), "lowercase": bool(lowercase),
-                "special_tokens": list(SPECIAL_TOKENS)}
+                "special_tokens": list(SPECIAL_TOKENS), "trainer": TRAINER}
     settings_file = os.path.join(path, "training_settings.json")
     if not os.path.exists(settings_file):
         if documents is None:
             raise ValueError(f"no tokenizer in {path} and no documents to train one on")
         docs = documents() if callable(documents) else documents
         _train_wordpiece(docs, path, settings)
-    with open(settings_file) as f:
-        cached = json.load(f)
+    damaged = ("delete that folder and rerun: the vocabulary is trained again from the corpus, the same one "
+               "(training is deterministic)")
+    try:
+        with open(settings_file) as f:
+            cached = json.load(f)
+        vocab_sha256 = cached.pop("vocab_sha256", None)  # written by the trainer; older caches lack it
+        if vocab_sha256 is not None and _file_sha256(os.path.join(path, "tokenizer.json")) != vocab_sha256:
+            raise ValueError("tokenizer.json differs from the tokenizer that was trained")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"the tokenizer cached in {path} is damaged ({e}); {damaged}") from None
+    cached.setdefault("trainer", TRAINER)  # a cache from before the trainer was named: keep using it
     if cached != settings:
         raise ValueError(f"the tokenizer cached in {path} was trained with {cached}, but "
                          f"{settings} was asked for; delete that folder or use another workdir")
@@ -63,36 +88,134 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     return transformers.BertTokenizer.from_pretrained(path)
 
 
-def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+TRAINER = "jax_bert-wordpiece-1"  # in the cached settings: a vocab of another trainer is not reused
+MIN_FREQUENCY = 2  # a merge needs a pair seen at least this often
+LIMIT_ALPHABET = 1000  # the most frequent characters kept; rarer ones become [UNK]
+PREFIX = "##"  # a piece that continues a word
+
+
+def _word_counts(docs: Iterable[str], lowercase: bool) -> collections.Counter:
+    """Words as BERT's normalizer and pre-tokenizer give them (the library's, which are deterministic)."""
     import tokenizers
+
+    normalizer = tokenizers.normalizers.BertNormalizer(lowercase=lowercase)
+    pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    counts: collections.Counter = collections.Counter()
+    for doc in docs:
+        if doc and not doc.isspace():
+            counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(doc)))
+    return counts
+
+
+def train_wordpiece_vocab(docs: Iterable[str], vocab_size: int, lowercase: bool = False) -> list[str]:
+    """A BERT WordPiece vocabulary: the special tokens, then every other token sorted.
+
+    The algorithm of the `tokenizers` WordPiece trainer: the LIMIT_ALPHABET most frequent characters
+    (ties: by character), each also as a "##" continuation; then, while the vocabulary is smaller than
+    `vocab_size`, the most frequent adjacent pair of pieces (counted over every word occurrence, at
+    least MIN_FREQUENCY times) is merged into a new piece. Ties between pairs go to the smaller pair of
+    strings, so nothing depends on the order of a hash map."""
+    counts = _word_counts(docs, lowercase)
+    words = sorted(counts)  # a fixed order for the bookkeeping below; the result does not depend on it
+    freq = [counts[w] for w in words]
+
+    chars: collections.Counter = collections.Counter()
+    for w, n in zip(words, freq):
+        for c in w:
+            chars[c] += n
+    alphabet = {c for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:LIMIT_ALPHABET]}
+
+    vocab: dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    pieces: list[str] = list(SPECIAL_TOKENS)
+
+    def piece_id(piece: str) -> int:
+        if piece not in vocab:
+            vocab[piece] = len(pieces)
+            pieces.append(piece)
+        return vocab[piece]
+
+    for c in sorted(alphabet):
+        piece_id(c)
+    # Each word as a list of piece ids; characters outside the alphabet are left out (as the library does).
+    symbols: list[list[int]] = []
+    for w in words:
+        kept = [c for c in w if c in alphabet]
+        symbols.append([piece_id(c if i == 0 else PREFIX + c) for i, c in enumerate(kept)])
+
+    pair_count: collections.Counter = collections.Counter()
+    where: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
+    for i, sym in enumerate(symbols):
+        for pair in zip(sym, sym[1:]):
+            pair_count[pair] += freq[i]
+            where[pair].add(i)
+
+    key = lambda pair: (-pair_count[pair], pieces[pair[0]], pieces[pair[1]])  # noqa: E731
+    heap = [(*key(p), p) for p in pair_count]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        neg, _, _, pair = heapq.heappop(heap)
+        if -neg != pair_count.get(pair, 0):  # a stale entry: the count changed since it was pushed
+            if pair_count.get(pair, 0) > 0:
+                heapq.heappush(heap, (*key(pair), pair))
+            continue
+        if -neg < MIN_FREQUENCY:
+            break
+        left, right = pieces[pair[0]], pieces[pair[1]]
+        new = piece_id(left + right[len(PREFIX):] if right.startswith(PREFIX) else left + right)
+        changed = set()
+        for i in sorted(where.pop(pair, ())):
+            sym, n = symbols[i], freq[i]
+            for p in zip(sym, sym[1:]):  # take the word's pairs out, merge, put them back
+                pair_count[p] -= n
+                where[p].discard(i)
+                changed.add(p)
+            merged, j = [], 0
+            while j < len(sym):
+                if j + 1 < len(sym) and (sym[j], sym[j + 1]) == pair:
+                    merged.append(new)
+                    j += 2
+                else:
+                    merged.append(sym[j])
+                    j += 1
+            symbols[i] = merged
+            for p in zip(merged, merged[1:]):
+                pair_count[p] += n
+                where[p].add(i)
+                changed.add(p)
+        pair_count.pop(pair, None)
+        for p in changed:
+            if pair_count.get(p, 0) > 0 and p != pair:
+                heapq.heappush(heap, (*key(p), p))
+            elif p in pair_count and pair_count[p] <= 0:
+                del pair_count[p]
+    return list(SPECIAL_TOKENS) + sorted(t for t in vocab if t not in SPECIAL_TOKENS)
+
+
+def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
     import transformers
 
-    wordpiece = tokenizers.BertWordPieceTokenizer(lowercase=settings["lowercase"])
-    wordpiece.train_from_iterator(
-        (d for d in docs if d and not d.isspace()), vocab_size=settings["vocab_size"],
-        min_frequency=2, special_tokens=list(SPECIAL_TOKENS), limit_alphabet=1000,
-        wordpieces_prefix="##", show_progress=False)
-    vocab = wordpiece.get_vocab()
-    if [vocab.get(t) for t in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
-        raise RuntimeError(f"WordPiece training gave unexpected special token ids {vocab}")
-    # The trainer numbers tokens in hash-map order and breaks ties between equally frequent merges
-    # arbitrarily, so two trainings can differ. Sorting fixes the ids of a given token set (WordPiece
-    # matching ignores the order); the set itself can still differ at ties, which is why the vocab is
-    # trained once, by process 0, and cached in the (shared) work directory.
-    rest = sorted(t for t in vocab if t not in SPECIAL_TOKENS)
-    vocab = {t: i for i, t in enumerate(list(SPECIAL_TOKENS) + rest)}
+    tokens = train_wordpiece_vocab(docs, settings["vocab_size"], settings["lowercase"])
+    vocab = {t: i for i, t in enumerate(tokens)}
     # BertTokenizer (transformers) rebuilds the BERT normalizer, pre-tokenizer and the
     # [CLS] A [SEP] B [SEP] post-processor around the vocab, so GLUE pairs work too.
     tok = transformers.BertTokenizer(vocab=vocab, do_lower_case=settings["lowercase"])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tokenizer-", dir=os.path.dirname(os.path.abspath(path)))
-    tok.save_pretrained(tmp)
-    with open(os.path.join(tmp, "training_settings.json"), "w") as f:
-        json.dump(settings, f)
     try:
+        tok.save_pretrained(tmp)
+        files.atomic_write_json(os.path.join(tmp, "training_settings.json"),
+                                {**settings, "vocab_sha256": _file_sha256(os.path.join(tmp, "tokenizer.json"))})
+        files.follow_umask_tree(tmp)  # mkdtemp made it private; the tokenizer is shared like any output
         os.replace(tmp, path)  # atomic: a reader sees no tokenizer or a complete one
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)  # another process got there first, or the disk is full
         if not os.path.exists(os.path.join(path, "training_settings.json")):
             raise
 

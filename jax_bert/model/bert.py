@@ -326,8 +326,11 @@ class MlmHead(nn.Module):
         t = MlmTransform(cfg, name="transform")(x)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),
                           (cfg.vocab_size,), jnp.float32)
-        logits = jnp.einsum("...h,vh->...v", t, word_embeddings.astype(t.dtype))
-        return logits + bias.astype(logits.dtype)
+        # The vocabulary projection and everything after it run in float32 whatever the compute
+        # dtype: bf16 logits over tens of thousands of tokens would round away the small
+        # probabilities the MLM and distillation losses (and a teacher's targets) depend on.
+        logits = jnp.einsum("...h,vh->...v", t.astype(jnp.float32), word_embeddings.astype(jnp.float32))
+        return logits + bias
 
 
 class MlmTransform(nn.Module):

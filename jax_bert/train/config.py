@@ -71,11 +71,17 @@ def base_config() -> ml_collections.ConfigDict:
             "enabled": False,
             "update_freq": 100,
             "start": 100,  # first update after this many steps
+            # > 0: the schedule relative to the run instead: this many updates, evenly spaced over
+            # [0, end] (update_freq = start = end // num_updates); the original: 1000 over 100k steps.
+            "num_updates": 0,
             "end_fraction": 1.0,  # T_end as a fraction of train.steps (the RigL paper: 0.75)
             "drop_fraction": 0.3,
             "schedule": "cosine",  # or 'constant'
             "mode": "global",  # or 'per_tensor' (the RigL paper)
             "reset_moments": False,  # zero Adam's moments of regrown weights (the RigL paper)
+            # Restart from 0 also a weight that is pruned and regrown in the same update (the
+            # original does; the RigL paper's code keeps its value by default).
+            "reinit_when_same": False,
         }),
     })
 
@@ -98,6 +104,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.distributed = ml_collections.ConfigDict({
         "initialize": "auto",  # 'auto' (SLURM / Open MPI / JAX_COORDINATOR_ADDRESS), 'yes', 'no'
         "coordinator_address": "", "num_processes": 0, "process_id": 0, "cpu_collectives": "gloo",
+        # A process whose heartbeats stop this long is declared dead and the others stop (JAX's default
+        # is 100 s). A process that dies outright is noticed at once by the next collective.
+        "heartbeat_timeout_seconds": 30,
     })
     return c
 
@@ -106,28 +115,116 @@ def get_config() -> ml_collections.ConfigDict:
     return base_config()
 
 
+def _check(ok: bool, key: str, rule: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {rule}, got {value!r}.")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks that need no data or devices; each error names the key and what to do."""
+    """Checks every key: each error names the key, the rule and what it got. Needs no data, devices or
+    compilation, so a bad value fails before any work (scripts/pretrain.py runs it on the command line;
+    run() again). Sparsity rules are checked on the shapes of the configured model when
+    model.vocab_size is set (else when the tokenizer has given the vocabulary size)."""
+    known = base_config()
+    unknown = sorted(set(config.keys()) - set(known.keys()))
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; every key is in jax_bert/train/config.py.")
+    missing = sorted(set(known.keys()) - set(config.keys()))
+    if missing:
+        raise ValueError(f"the config lacks {missing}; start a config file from jax_bert.train.config.base_config().")
+
     t = config.train
-    if t.steps < 1:
-        raise ValueError(f"train.steps must be >= 1, got {t.steps}.")
-    if t.global_batch_size < 1 or t.grad_accum_steps < 1:
-        raise ValueError("train.global_batch_size and train.grad_accum_steps must be >= 1.")
+    for key in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "eval_batch_size",
+                "checkpoint_every", "keep_checkpoints"):
+        _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", "an integer >= 1", t[key])
+    _check(_is_int(t.eval_every) and t.eval_every >= 0, "train.eval_every", "an integer >= 0 (0: only at the end)",
+           t.eval_every)
+    _check(_is_int(t.seed), "train.seed", "an integer", t.seed)
+    _check(_is_int(t.seq_len) and t.seq_len >= 8, "train.seq_len", "an integer >= 8", t.seq_len)
     if t.global_batch_size % t.grad_accum_steps:
         raise ValueError(f"train.global_batch_size {t.global_batch_size} is not divisible by "
                          f"train.grad_accum_steps {t.grad_accum_steps}.")
     if t.seq_len > config.model.max_position_embeddings:
         raise ValueError(f"train.seq_len {t.seq_len} exceeds model.max_position_embeddings "
                          f"{config.model.max_position_embeddings}; lower the length or raise the positions.")
-    if not 0 < config.masking.mlm_probability < 1:
-        raise ValueError(f"masking.mlm_probability must be in (0, 1), got {config.masking.mlm_probability}.")
+
+    fields = config.model.to_dict()
+    _check(_is_int(fields["vocab_size"]) and fields["vocab_size"] >= 0, "model.vocab_size",
+           "an integer >= 0 (0: the tokenizer's size)", fields["vocab_size"])
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        _check(_is_number(fields[key]) and 0 <= fields[key] < 1, f"model.{key}", "in [0, 1)", fields[key])
+    BertConfig(**{**fields, "vocab_size": fields["vocab_size"] or 1})  # its own checks (heads, activation, dtype)
+
+    _check(isinstance(config.init_from_hf, str), "init_from_hf", "a path or hub name ('' for none)",
+           config.init_from_hf)
+    _check(isinstance(config.data_cache_dir, str), "data_cache_dir", "a directory ('' for the default)",
+           config.data_cache_dir)
+    from jax_bert.data.documents import normalize_spec
+
+    normalize_spec(config.data.to_dict())
+    tok = config.tokenizer
+    _check(_is_int(tok.vocab_size) and tok.vocab_size > 5, "tokenizer.vocab_size",
+           "an integer > 5 (the special tokens and more)", tok.vocab_size)
+    m = config.masking
+    _check(_is_number(m.mlm_probability) and 0 < m.mlm_probability < 1, "masking.mlm_probability", "in (0, 1)",
+           m.mlm_probability)
+
+    o = config.optim.to_dict()
+    o["total_steps"] = t.steps  # what make_train_optimizer uses
+    optim.make_optimizer(o)  # every optimizer and schedule field, with their own messages
+
     d = config.distill
-    if d.teachers and (not 0.0 <= d.factor <= 1.0 or d.temperature <= 0):
-        raise ValueError(f"distill.factor must be in [0, 1] and distill.temperature > 0, got "
-                         f"{d.factor}, {d.temperature}.")
+    _check(isinstance(d.teachers, (tuple, list)), "distill.teachers", "a tuple of paths", d.teachers)
+    for entry in d.teachers:
+        ok = isinstance(entry, str) and entry or (isinstance(entry, (dict, ml_collections.ConfigDict))
+                                                  and set(entry) <= {"path", "weight"} and entry.get("path"))
+        _check(bool(ok), "each distill.teachers entry", 'a path or {"path": ..., "weight": ...}', entry)
+        if not isinstance(entry, str):
+            _check(_is_number(entry.get("weight", 1.0)) and entry.get("weight", 1.0) > 0,
+                   "a teacher's weight", "> 0", entry.get("weight"))
+    _check(_is_number(d.factor) and 0 <= d.factor <= 1, "distill.factor", "in [0, 1]", d.factor)
+    _check(_is_number(d.factor_end) and (d.factor_end < 0 or d.factor_end <= 1), "distill.factor_end",
+           "in [0, 1] (or < 0: constant)", d.factor_end)
+    _check(_is_number(d.temperature) and d.temperature > 0, "distill.temperature", "> 0", d.temperature)
+    _check(_is_number(d.temperature_end) and d.temperature_end != 0, "distill.temperature_end",
+           "> 0 (or < 0: constant)", d.temperature_end)
+    _check(d.teacher_dtype in ("float32", "bfloat16"), "distill.teacher_dtype", "'float32' or 'bfloat16'",
+           d.teacher_dtype)
+
+    sizes = config.mesh.to_dict()
+    for axis, size in sizes.items():
+        _check(_is_int(size) and (size >= 1 or size == -1), f"mesh.{axis}", "an integer >= 1, or -1 (fill)", size)
+    if list(sizes.values()).count(-1) > 1:
+        raise ValueError(f"at most one mesh axis may be -1, got {sizes}.")
+    dist = config.distributed
+    _check(dist.initialize in ("auto", "yes", "no"), "distributed.initialize", "'auto', 'yes' or 'no'",
+           dist.initialize)
+    _check(_is_int(dist.heartbeat_timeout_seconds) and dist.heartbeat_timeout_seconds >= 5,
+           "distributed.heartbeat_timeout_seconds", "an integer >= 5", dist.heartbeat_timeout_seconds)
+    if dist.coordinator_address:
+        _check(_is_int(dist.num_processes) and dist.num_processes >= 1, "distributed.num_processes",
+               "an integer >= 1 with a coordinator_address", dist.num_processes)
+        _check(_is_int(dist.process_id) and 0 <= dist.process_id < dist.num_processes, "distributed.process_id",
+               f"in [0, {dist.num_processes})", dist.process_id)
+
     if config.sparsity.enabled:
         optim.sparsity_spec(config.sparsity)
         optim.rigl_schedule(config.sparsity, t.steps)
+        if fields["vocab_size"] and not config.init_from_hf:  # the rules against the model's shapes, now
+            import jax
+
+            from jax_bert import model
+
+            abstract = jax.eval_shape(lambda: model.init_params(BertConfig(**fields), jax.random.key(0)))
+            optim.make_train_optimizer(config, abstract)
 
 
 def load_config_file(path: str):

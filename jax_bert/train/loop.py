@@ -7,12 +7,14 @@ The step itself (dense, sparse, RigL, distillation) is built by train/step.py.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,18 +25,16 @@ from jax.experimental import multihost_utils
 import sparsity
 from jax_bert import data, files, model
 from jax_bert.data import mlm_batches
-from jax_bert.model import BertConfig, hf_io
-from jax_bert.train import checkpoint, optim, sharding
+from jax_bert.errors import PeerLost, TrainingDiverged
+from jax_bert.model import BertConfig, body, hf_io
+from jax_bert.train import checkpoint, optim, sharding, teachers
 from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
 from jax_bert.train.logs import MetricsWriter
-from jax_bert.train.teachers import load_teachers
+
+__all__ = ["TrainingDiverged", "PeerLost", "run", "evaluate"]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    pass
 
 
 # --------------------------------------------------------------------------------------- set-up
@@ -50,9 +50,10 @@ def prepare_data(config, workdir: str):
     spec = config.data.to_dict()
 
     def build():
-        tokenizer = data.get_tokenizer(config.tokenizer.name or None, workdir=workdir,
+        tokenizer = data.get_tokenizer(tokenizer_name(config), workdir=workdir,
                                        documents=lambda: data.load_documents(spec)[0],
                                        vocab_size=config.tokenizer.vocab_size, lowercase=config.tokenizer.lowercase)
+        teachers.check_vocabularies(config.distill, tokenizer)  # before any data work on a wrong vocabulary
         train_blocks, val_blocks = data.prepare_blocks(spec, tokenizer, config.train.seq_len,
                                                        cache_dir=_cache_dir(config))
         return tokenizer, train_blocks, val_blocks
@@ -62,6 +63,18 @@ def prepare_data(config, workdir: str):
     result = build() if jax.process_index() == 0 else None
     multihost_utils.sync_global_devices("data caches ready")
     return result if result is not None else build()
+
+
+def tokenizer_name(config) -> str | None:
+    """The configured tokenizer; when distilling without one, the (first) teacher's: distillation
+    needs the teacher's vocabulary, and a vocabulary trained here would differ from it."""
+    if config.tokenizer.name:
+        return config.tokenizer.name
+    if config.distill.teachers:
+        source = teachers.tokenizer_source(teachers.teacher_path(config.distill.teachers[0]))
+        log.info("distilling: the student uses the tokenizer of its teacher, %s", source)
+        return source
+    return None
 
 
 def model_config_for(config, tokenizer) -> tuple[BertConfig, dict | None]:
@@ -152,23 +165,96 @@ def _to_host(tree):
                         tree, is_leaf=lambda x: x is None)
 
 
-def _check_finite(step: int, metrics: dict) -> None:
+def _check_finite(step: int, metrics: dict, last_checkpoint: int | None) -> None:
     bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
     if bad:
-        raise TrainingDiverged(
-            f"step {step}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; training stopped. The last good "
-            f"checkpoint is intact; lower the learning rate or check the data, then rerun to resume from it.")
+        kept = (f"The last checkpoint, step {last_checkpoint}, is intact; lower the learning rate or check "
+                f"the data, then rerun to resume from it" if last_checkpoint is not None else
+                "No checkpoint was saved yet; lower the learning rate or check the data, then rerun")
+        raise TrainingDiverged(f"step {step + 1}: {', '.join(f'{k}={metrics[k]}' for k in bad)}; training "
+                               f"stopped. {kept}.")
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: str, enabled: bool):
+    """One run per work directory at a time: two runs would write over each other's checkpoints and
+    logs. The lock (flock on workdir/.lock) goes with the process, also when it is killed."""
+    if not enabled:
+        yield
+        return
+    path = os.path.join(workdir, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ValueError(f"{workdir} is in use by a run that is still going ({holder}); wait for it to "
+                             "finish, stop it, or choose another --workdir.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _prepare_workdir(workdir: str) -> None:
+    """Creates the work directory; a directory we cannot write fails here, before any work."""
+    os.makedirs(workdir, exist_ok=True)
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", workdir)
+
+
+_PEER_FAILURE = ("gloo", "connection", "heartbeat", "unavailable", "coordination", "barrier", "broken pipe")
+
+
+def _peer_lost(error: BaseException) -> PeerLost | None:
+    """A PeerLost for an error of a collective (or of the coordination service) that another process
+    caused by going away; None for any other error (a bug: it keeps its traceback)."""
+    text = " ".join(str(error).split())
+    if jax.process_count() == 1 or not any(marker in text.lower() for marker in _PEER_FAILURE):
+        return None
+    me, n = jax.process_index(), jax.process_count()
+    who = f"process {1 - me}" if n == 2 else "another process"
+    return PeerLost(f"{who} of this {n}-process run is gone ({text[:160]}); process {me} stopped too. Restart "
+                    f"every process with the same command: the run resumes from its last checkpoint.")
+
+
+def _sparsity_report(writer, step: int, params_host, masks_host, is_main: bool, when: str) -> None:
+    """For a sparse run: the per-tensor table (the masks' layout) and the model's sparsity as pretraining
+    and GLUE both report it (body.SPARSITY_NAME)."""
+    if not is_main or masks_host is None:
+        return
+    stats = sparsity.sparsity_stats(params_host, masks_host)
+    log.info("sparsity %s (kept weights per sparse tensor, from the masks; 'overall' counts all params):\n%s",
+             when, sparsity.format_stats(stats, only_sparse=True))
+    writer.scalars(step, {"mask_sparsity_all_params": stats.overall.sparsity}, prefix="sparsity/")
+    writer.image(step, "sparsity/density_per_tensor", sparsity.density_chart(stats))
+    value = float(body.body_sparsity(params_host))
+    log.info("%s %s: %.2f%%", body.SPARSITY_NAME, when, value)
+    writer.scalars(step, {"body_sparsity_percent": value}, prefix="sparsity/")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Pretrains as the config says; returns the final evaluation (and writes everything to workdir).
 
     Sparse training (config.sparsity) and distillation (config.distill) are part of the same step.
+    Every config value is checked before any data or compilation work; a checkpoint that a finished
+    step started is committed whatever fails after it.
     """
     validate(config)
+    teachers.check_teachers_exist(config.distill)
     sharding.maybe_initialize_distributed(config.distributed)
-    os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
+    _prepare_workdir(workdir)
+    with _workdir_lock(workdir, enabled=is_main):
+        return _run(config, workdir, is_main)
+
+
+def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
     mesh = sharding.make_mesh(config.mesh)
     t = config.train
     rows_per_step = t.global_batch_size // t.grad_accum_steps
@@ -182,47 +268,77 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # Every configuration error (sparsity rules, RigL settings, teachers) surfaces here, before compiling.
     abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
     tx = optim.make_train_optimizer(config, abstract_params)
-    teachers = load_teachers(config.distill, model_config, mesh)
-    program = train_step.build(model_config, tx, mesh, seed=t.seed, teachers=teachers,
+    loaded_teachers = teachers.load_teachers(config.distill, model_config, mesh)
+    program = train_step.build(model_config, tx, mesh, seed=t.seed, teachers=loaded_teachers,
                                distill=train_step.Distillation.from_config(config.distill, t.steps))
-    teacher_params = [teacher.params for teacher in teachers]
+    teacher_params = [teacher.params for teacher in loaded_teachers]
 
-    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
-                                      keep=t.keep_checkpoints)
-    start = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
-    if start is not None:
+    with contextlib.ExitStack() as cleanup:
+        manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
+                                          keep=t.keep_checkpoints)
+        # Whatever fails from here on: the save in flight (the final one, say) is committed, or its tmp
+        # folder removed, and orbax's threads end before the interpreter does. When something else
+        # failed first, that error stays the one reported (a failed save is then only logged).
+        # After a lost peer nothing waits: a save in flight cannot commit without it (its tmp folder is
+        # removed when the run restarts), and the checkpoints before it are complete.
+        cleanup.push(lambda kind, error, tb: None if isinstance(error, PeerLost) else
+                     checkpoint.finish(manager, primary=is_main, quiet=kind is not None))
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               program.abstract_state, program.shardings)
         try:
-            state, position, _ = checkpoint.restore(manager, target)
-        except ValueError as e:
-            raise ValueError(f"{workdir} holds a checkpoint of a different model or optimizer ({e}); "
-                             f"resume with the config it was written with (workdir/config.json) or use a "
-                             f"new work directory.") from e
-        start = int(position["step"])
-        log.info("resumed from %s at step %d", workdir, start)
-    else:
-        state = program.init_state(init_params)
-        start = 0
-    if is_main:
-        files.atomic_write_json(os.path.join(workdir, "config.json"), config.to_dict())
-        model_config.save(workdir)
-        if config.tokenizer.name:  # a trained vocab is already cached there
-            tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
+            restored = checkpoint.restore_latest(manager, target, primary=is_main,
+                                                 sync=multihost_utils.sync_global_devices)
+        except checkpoint.CheckpointMismatch as e:
+            raise ValueError(f"{e}; resume with the config it was written with ({workdir}/config.json) or use a "
+                             f"new work directory.") from None
+        if restored is not None:
+            state, position, _ = restored
+            start = int(position["step"])
+            log.info("resumed from %s at step %d", workdir, start)
+        else:
+            state, start = program.init_state(init_params), 0
+        if is_main:
+            files.atomic_write_json(os.path.join(workdir, "config.json"), config.to_dict())
+            model_config.save(workdir)
+            if config.tokenizer.name or config.distill.teachers:  # a trained vocab is already cached there
+                tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
+                files.follow_umask_tree(os.path.join(workdir, "tokenizer"))
+        writer = cleanup.enter_context(contextlib.closing(MetricsWriter(workdir, enabled=is_main, resume_step=start)))
+        setup = _Setup(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw,
+                       program, teacher_params)
+        return _loop(setup, manager, writer, state, start, last_checkpoint=start if restored is not None else None)
 
-    writer = MetricsWriter(workdir, enabled=is_main)
+
+class _Setup(NamedTuple):
+    """What the loop works with, prepared before it: the data, the model, the compiled program."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    is_main: bool
+    mesh: Any
+    tokenizer: Any
+    train_blocks: np.ndarray
+    val_blocks: np.ndarray | None
+    model_config: BertConfig
+    mask_kw: dict
+    program: train_step.Program
+    teacher_params: list
+
+
+def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last_checkpoint: int | None
+          ) -> dict[str, Any]:
+    """The steps from `start`, the evaluations, the saves, the final report and export."""
+    (config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw, program,
+     teacher_params) = setup
+    t = config.train
     n_params = train_step.count_params(program.abstract_state["params"])
     masks = sparsity.get_masks(state["opt_state"])
-    if masks is not None:  # every process takes part in the gather; process 0 reports
-        stats = sparsity.sparsity_stats(_to_host(state["params"]), _to_host(masks))
     if is_main:
         log.info("model: %s parameters; %d train blocks, %d validation blocks of %d tokens; mesh %s",
                  f"{n_params:,}", len(train_blocks), 0 if val_blocks is None else len(val_blocks), t.seq_len,
                  dict(mesh.shape))
-        if masks is not None:
-            log.info("sparsity at step %d:\n%s", start, sparsity.format_stats(stats, only_sparse=True))
-            writer.scalars(start, {"overall_sparsity": stats.overall.sparsity}, prefix="sparsity/")
-            writer.image(start, "sparsity/density_per_tensor", sparsity.density_chart(stats))
+    if start == 0 and masks is not None:  # every process takes part in the gather; process 0 reports
+        _sparsity_report(writer, 0, _to_host(state["params"]), _to_host(masks), is_main, "at step 0")
 
     tokens_per_step = t.global_batch_size * t.seq_len
     from tqdm.auto import tqdm
@@ -238,60 +354,86 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         nonlocal interval_start, interval_steps
         step, metrics = pending
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        _check_finite(step, metrics)
-        if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
+        _check_finite(step, metrics, last_checkpoint)
+        # The first step too, so the loss at the start is seen (and a resumed run logs as it would have).
+        if (step + 1) % t.log_every == 0 or step + 1 == t.steps or step == 0:
             elapsed = time.time() - interval_start
             metrics["step_time"] = elapsed / max(interval_steps, 1)
             metrics["tokens_per_second"] = tokens_per_step / metrics["step_time"]
             writer.scalars(step + 1, metrics, prefix="train/")
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
+            # (the first interval includes the compilation: no throughput for it)
+            speed = f", {metrics['tokens_per_second']:.0f} tokens/s" if step > start else ""
+            if is_main and not bar.disable:
+                bar.write(f"step {step + 1}: loss {metrics['loss']:.4f}{speed}")
+            elif is_main:
+                log.info("step %d: loss %.4f%s", step + 1, metrics["loss"], speed)
             interval_start, interval_steps = time.time(), 0
         return metrics
 
     def save(step: int, force: bool = False):
-        checkpoint.save(manager, step, state, data_position={"step": step}, config=config.to_dict(), force=force)
+        nonlocal last_checkpoint
+        if checkpoint.save(manager, step, state, data_position={"step": step}, config=config.to_dict(), force=force):
+            last_checkpoint = step
 
-    with _StopSignal() as stop:
-        step = start
-        while step < t.steps:
-            batch = sharding.place_batch(local_batch(train_blocks, step, config, mask_kw), mesh, leading_axes=1)
-            state, metrics = program.train_step(state, batch, teacher_params)
-            if step == start:
-                result["compile_seconds"] = time.time() - compile_started
+    def run_eval(step: int) -> dict:
+        results = evaluate(program.eval_step, state["params"], val_blocks, config, mask_kw, mesh)
+        writer.scalars(step, results, prefix="eval/")
+        if is_main:
+            log.info("eval at step %d: loss %.4f, perplexity %.2f, MLM accuracy %.4f (%d blocks)", step,
+                     results["eval_loss"], results["perplexity"], results["eval_mlm_accuracy"], results["eval_blocks"])
+        return results
+
+    try:
+        with _StopSignal() as stop:
+            step = start
+            while step < t.steps:
+                batch = sharding.place_batch(local_batch(train_blocks, step, config, mask_kw), mesh, leading_axes=1)
+                state, metrics = program.train_step(state, batch, teacher_params)
+                if step == start:
+                    result["compile_seconds"] = time.time() - compile_started
+                if pending is not None:
+                    settle(pending)
+                pending = (step, metrics)
+                step += 1
+                interval_steps += 1
+                bar.update(1)
+                stop_now = stop.received is not None
+                if step % t.checkpoint_every == 0 or stop_now:
+                    settle(pending)  # never save a state whose step diverged
+                    pending = None
+                    save(step, force=stop_now)
+                if val_blocks is not None and t.eval_every and step % t.eval_every == 0 and step < t.steps:
+                    run_eval(step)
+                if stop_now:
+                    result["status"] = f"stopped by {stop.received} at step {step}"
+                    break
             if pending is not None:
-                settle(pending)
-            pending = (step, metrics)
-            step += 1
-            interval_steps += 1
-            bar.update(1)
-            stop_now = stop.received is not None
-            if step % t.checkpoint_every == 0 or stop_now:
-                settle(pending)  # never save a state whose step diverged
-                pending = None
-                save(step, force=stop_now)
-            if val_blocks is not None and t.eval_every and step % t.eval_every == 0 and step < t.steps:
-                writer.scalars(step, evaluate(program.eval_step, state["params"], val_blocks, config, mask_kw, mesh),
-                               prefix="eval/")
-            if stop_now:
-                result["status"] = f"stopped by {stop.received} at step {step}"
-                break
-        if pending is not None:
-            result["last_train"] = settle(pending)
-        bar.close()
-        if result["status"] == "finished":
-            save(step, force=True)
-            if val_blocks is not None:
-                final_eval = evaluate(program.eval_step, state["params"], val_blocks, config, mask_kw, mesh)
-                writer.scalars(step, final_eval, prefix="eval/")
-                result.update(final_eval)
-                if is_main:
-                    files.atomic_write_json(os.path.join(workdir, "eval_results.json"), {"step": step, **final_eval})
-            if t.export_hf:
-                params = _to_host(state["params"])  # masked-off weights are exact zeros
-                if is_main:
+                result["last_train"] = settle(pending)
+            bar.close()
+            if result["status"] == "finished":
+                save(step, force=True)  # committed by checkpoint.finish whatever fails below
+                masks = sparsity.get_masks(state["opt_state"])
+                # Whole arrays on the host (a collective), for the report and the export; masked-off weights
+                # are exact zeros.
+                params = _to_host(state["params"]) if masks is not None or t.export_hf else None
+                if masks is not None:
+                    _sparsity_report(writer, step, params, _to_host(masks), is_main, f"at the end (step {step})")
+                if val_blocks is not None:
+                    final_eval = run_eval(step)
+                    result.update(final_eval)
+                    if is_main:
+                        files.atomic_write_json(os.path.join(workdir, "eval_results.json"),
+                                                {"step": step, **final_eval})
+                if t.export_hf and is_main:
                     hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
-        checkpoint.wait(manager)
-    writer.close()
+    except jax.errors.JaxRuntimeError as e:
+        lost = _peer_lost(e)
+        if lost is not None:
+            raise lost from None
+        raise
+    finally:
+        bar.close()
     result["step"] = step
     log.info("%s", result)
     return result

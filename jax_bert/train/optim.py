@@ -170,10 +170,18 @@ def rigl_schedule(cfg, total_steps: int) -> sparsity.RiglSchedule | None:
     r = cfg.rigl
     if not r.enabled:
         return None
+    end = int(math.floor(r.end_fraction * total_steps))
+    update_freq, start = int(r.update_freq), int(r.start)
+    if r.num_updates < 0:
+        raise ValueError(f"sparsity.rigl.num_updates must be >= 0 (0: use update_freq and start), got {r.num_updates}.")
+    if r.num_updates > 0:  # relative to the run: evenly spaced updates, the first after one interval
+        update_freq = start = end // int(r.num_updates)
+        if update_freq < 1:
+            raise ValueError(f"sparsity.rigl.num_updates {r.num_updates} is more than the {end} steps RigL runs for "
+                             f"(end_fraction {r.end_fraction} of {total_steps}).")
     schedule = sparsity.RiglSchedule(
-        update_freq=int(r.update_freq), start=int(r.start), end=int(math.floor(r.end_fraction * total_steps)),
-        drop_fraction=float(r.drop_fraction), schedule=r.schedule, mode=r.mode,
-        reset_moments=bool(r.reset_moments))
+        update_freq=update_freq, start=start, end=end, drop_fraction=float(r.drop_fraction), schedule=r.schedule,
+        mode=r.mode, reset_moments=bool(r.reset_moments), reinit_when_same=bool(r.reinit_when_same))
     try:
         schedule.check()
     except ValueError as e:

@@ -57,7 +57,8 @@ def maybe_initialize_distributed(cfg) -> None:
                       num_processes=int(env["JAX_NUM_PROCESSES"]), process_id=int(env["JAX_PROCESS_ID"]))
     # Cross-process collectives for CPU devices (harmless on GPU hosts, where NCCL is used).
     jax.config.update("jax_cpu_collectives_implementation", cfg.get("cpu_collectives", "gloo"))
-    jax.distributed.initialize(**kwargs)
+    # A process that stops sending heartbeats is declared dead after this long (JAX's default: 100 s).
+    jax.distributed.initialize(**kwargs, heartbeat_timeout_seconds=int(cfg.get("heartbeat_timeout_seconds", 100)))
     logging.info("jax.distributed: process %d of %d", jax.process_index(), jax.process_count())
 
 

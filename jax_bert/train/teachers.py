@@ -13,9 +13,10 @@ from jax_bert import model
 from jax_bert.model import BertConfig, hf_io
 from jax_bert.train import checkpoint, sharding
 
-HOW_TO_GET_A_TEACHER = ("train one with `python scripts/pretrain.py --config configs/bert_1mi.py` (or "
-                        "configs/tiny.py for the tiny recipe) and point distill.teachers at its work "
-                        "directory, or give a Hugging Face BERT checkpoint directory")
+HOW_TO_GET_A_TEACHER = ("train it first: `python scripts/pretrain.py --config configs/tiny.py --workdir runs/tiny` "
+                        "for the tiny recipe (configs/tiny_rigl.py), configs/bert_1mi.py for the base ones; "
+                        "then point distill.teachers at its work directory, or give a Hugging Face BERT "
+                        "checkpoint directory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,83 @@ def load_teacher(path: str, **compute) -> tuple[BertConfig, dict]:
         raise ValueError(f"teacher {path!r} does not exist. To get one, {HOW_TO_GET_A_TEACHER}.")
     params = model.mlm_params(params, f"teacher {path!r}")
     return config, model.match_layout(params, config.scan_layers, config.num_hidden_layers)
+
+
+def teacher_path(entry) -> str:
+    """The path of one `distill.teachers` entry (a path, or {"path": ..., "weight": ...})."""
+    return entry if isinstance(entry, str) else str(dict(entry)["path"])
+
+
+def check_teachers_exist(cfg) -> None:
+    """Every teacher is a local directory or a model on the Hugging Face hub: checked first, so that a
+    missing teacher is named as such before any work (not reported as a missing tokenizer)."""
+    for entry in cfg.teachers:
+        path = teacher_path(entry)
+        if os.path.isdir(os.path.expanduser(path)):
+            continue
+        could_be_hub_name = not path.startswith((".", "/", "~")) and path.count("/") <= 1
+        problem = "does not exist"
+        if could_be_hub_name:
+            try:
+                hf_io.resolve_hf_dir(path)
+                continue
+            except hf_io.CheckpointError as e:
+                cause = e.__cause__ or e
+                problem = (f"does not exist (no such directory, and no Hugging Face hub model of that name: "
+                           f"{type(cause).__name__})")
+        raise ValueError(f"teacher {path!r} {problem}. To get one, {HOW_TO_GET_A_TEACHER}.")
+
+
+def tokenizer_source(path: str) -> str:
+    """Where a teacher's tokenizer is: our work directory's tokenizer/ (or its hf/ export), a Hugging
+    Face directory itself, or the hub name."""
+    for candidate in (os.path.join(path, "tokenizer"), os.path.join(path, "hf"), path):
+        if any(os.path.exists(os.path.join(candidate, f)) for f in ("tokenizer.json", "vocab.txt")):
+            return candidate
+    if os.path.isdir(path):
+        raise ValueError(f"teacher {path!r} has no tokenizer (tokenizer/, hf/, tokenizer.json or vocab.txt), so its "
+                         f"vocabulary cannot be checked against the student's; give a teacher directory with "
+                         f"its tokenizer.")
+    return path  # a hub name
+
+
+def _vocabulary_difference(teacher: dict[str, int], student: dict[str, int]) -> str | None:
+    only_t = sorted(set(teacher) - set(student))
+    only_s = sorted(set(student) - set(teacher))
+    moved = sorted(t for t in set(teacher) & set(student) if teacher[t] != student[t])
+    if not (only_t or only_s or moved):
+        return None
+    show = lambda tokens: ", ".join(repr(t) for t in tokens[:5]) + (" ..." if len(tokens) > 5 else "")  # noqa: E731
+    parts = []
+    if only_t:
+        parts.append(f"{len(only_t)} tokens only in the teacher's ({show(only_t)})")
+    if only_s:
+        parts.append(f"{len(only_s)} only in the student's ({show(only_s)})")
+    if moved:
+        parts.append(f"{len(moved)} shared tokens with other ids ("
+                     + ", ".join(f"{t!r}: {teacher[t]} vs {student[t]}" for t in moved[:3])
+                     + (" ..." if len(moved) > 3 else "") + ")")
+    return "; ".join(parts)
+
+
+def check_vocabularies(cfg, student_tokenizer) -> None:
+    """Each teacher's tokenizer gives the student's token ids: the same vocabulary (each token with the
+    same id) and the same normalisation. Else one error naming the tokens that differ."""
+    from jax_bert import data
+
+    student_vocab = student_tokenizer.get_vocab()
+    for entry in cfg.teachers:
+        path = teacher_path(entry)
+        source = tokenizer_source(path)
+        teacher_tokenizer = data.get_tokenizer(source)
+        difference = _vocabulary_difference(teacher_tokenizer.get_vocab(), student_vocab)
+        if difference is None and (data.tokenizer_fingerprint(teacher_tokenizer)
+                                   != data.tokenizer_fingerprint(student_tokenizer)):
+            difference = "the same tokens, but another normalisation (lowercasing, accents) or pre-tokenizer"
+        if difference:
+            raise ValueError(f"teacher {path!r} and the student tokenize differently: {difference}. Distillation "
+                             f"needs the teacher's vocabulary: leave tokenizer.name empty (the student then uses "
+                             f"the teacher's tokenizer, {source}) or set it to {source}.")
 
 
 def load_teachers(cfg, student: BertConfig, mesh) -> list[Teacher]:

@@ -50,7 +50,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
         assert math.isfinite(results["extras"]["perplexity"])
     for stage in study.STAGES:  # one row per model in the table, with finite numbers
         line = next(row for row in text.splitlines() if row.startswith(f"| {study.ROW_NAMES[stage]} "))
-        cells = [c.strip() for c in line.strip("|").split("|")][1:]
+        *cells, masks = [c.strip() for c in line.strip("|").split("|")][1:]
+        assert masks == "kept", line  # the "sparse masks" column: the study keeps them (the default)
         numbers = [float(x) for c in cells for x in c.split("/") if x not in ("", "-")]
         assert numbers and all(math.isfinite(x) for x in numbers), line
     assert (out / "loss_curves.png").stat().st_size > 1000

@@ -2,43 +2,12 @@
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
 import sparsity as sp
-
-KERNEL = "enc/layers/attention/query/kernel"  # scanned: [L, in, out]
-
-
-def tiny_params(seed=0):
-    """A BERT-shaped toy: scanned kernels [L, in, out], an embedding [vocab, hidden], dense rest."""
-    r = np.random.default_rng(seed)
-    f = lambda *s: jnp.asarray(r.normal(size=s), jnp.float32)
-    return {
-        "emb": {"word_embeddings": {"embedding": f(30, 16)},
-                "position_embeddings": {"embedding": f(8, 16)},
-                "LayerNorm": {"scale": f(16), "bias": f(16)}},
-        "enc": {"layers": {"attention": {"query": {"kernel": f(3, 16, 16), "bias": f(3, 16)}},
-                           "intermediate": {"dense": {"kernel": f(3, 16, 40), "bias": f(3, 40)}}}},
-        "pooler": {"dense": {"kernel": f(16, 16), "bias": f(16)}},
-    }
-
-
-SPARSE_RULES = [(r"^enc/.*kernel$", 0.8, -2), (r"word_embeddings/embedding$", 0.8, -1)]
-SOLVED_RULES = [(p, None, a) for p, _, a in SPARSE_RULES]
-
-
-def leaf(tree, path):
-    for k in path.split("/"):
-        tree = tree[k]
-    return tree
-
-
-def n_params(params):
-    return sum(x.size for x in jax.tree.leaves(params))
-
+from helpers import KERNEL, SOLVED_RULES, SPARSE_RULES, leaf, n_params, tiny_params
 
 # --------------------------------------------------------------------------- initialisers
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT, losses, run_in_subprocess, sigterm_after_step, subprocess_env, tiny_config
+from helpers import ROOT, losses, run_in_subprocess, sigterm_after_step, subprocess_env, tiny_config, tiny_tokenizer
 from jax_bert import data
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
@@ -28,7 +28,8 @@ def test_loss_falls_and_eval_scores_every_block(straight_run, cache_dir):
     trace = losses(workdir)
     assert sorted(trace) == list(range(1, 9))
     assert trace[8] < trace[1] - 0.05, trace
-    tokenizer = data.get_tokenizer(tiny_config(cache_dir).tokenizer.name)
+    tokenizer = data.get_tokenizer(os.path.join(workdir, "tokenizer"))
+    assert tokenizer.get_vocab() == tiny_tokenizer(cache_dir).get_vocab()  # trained there, the same as here
     _, val_blocks = data.prepare_blocks(tiny_config(cache_dir).data.to_dict(), tokenizer, 32, cache_dir=cache_dir)
     assert len(val_blocks) % 16 != 0, "choose sizes so the last eval batch is partial"
     assert result["eval_blocks"] == len(val_blocks)
@@ -121,7 +122,8 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(cache_dir,
         sigterm_after_step(m, 4)
         pretrain.run(tiny_config(cache_dir, steps=12), workdir)  # a good checkpoint at 4
     config.optim.update(learning_rate=1e30)
-    with pytest.raises(pretrain.TrainingDiverged, match=r"step \d+: .*(nan|inf)"):
+    with pytest.raises(pretrain.TrainingDiverged,
+                       match=r"step \d+: .*(nan|inf).*The last checkpoint, step 4, is intact"):
         pretrain.run(config, workdir)
     assert checkpoint.latest_step(os.path.join(workdir, "checkpoints")) == 4
     params = checkpoint.restore_params_only(os.path.join(workdir, "checkpoints"), 4)
@@ -186,7 +188,7 @@ def test_init_from_a_hugging_face_checkpoint(cache_dir, tmp_path):
     import jax_bert
 
     config = tiny_config(cache_dir, steps=1, export_hf=True)
-    vocab = len(data.get_tokenizer(config.tokenizer.name))
+    vocab = len(tiny_tokenizer(cache_dir))
     hf_config = transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                         intermediate_size=64, max_position_embeddings=32)
     transformers.BertForMaskedLM(hf_config).save_pretrained(tmp_path / "start")

@@ -1,0 +1,173 @@
+"""The command line of scripts/pretrain.py and scripts/finetune_glue.py: one `error: ...` line for what
+the user can fix, a traceback only for a bug.
+
+- `parse_flags` reads `--config FILE` and `--config.KEY=VALUE` (ml_collections' config_flags) and
+  the other absl flags; a bad command line (unknown key, bad value, missing or broken config file,
+  a value that `validate` refuses) is one line and exit status 2 (`USAGE`).
+- `run` calls the job; an expected error (`EXPECTED`: a ValueError from validation, data, teachers or
+  checkpoints, an OSError such as a full disk or a read-only directory, or a `RunStopped`) is one line
+  and exit status 1 (`FAILED`). Set JAX_BERT_TRACEBACK=1 to see its traceback anyway.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import sys
+from typing import Callable, Sequence
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from jax_bert.errors import PeerLost, RunStopped
+
+USAGE, FAILED = 2, 1
+EXPECTED = (ValueError, OSError, RunStopped)
+
+# What to do about the OSErrors a run meets in practice.
+_OS_ADVICE = {
+    errno.ENOSPC: "free space on that disk (or choose another --workdir), then rerun: the run resumes from "
+                  "its last checkpoint",
+    errno.EDQUOT: "free space within your disk quota, then rerun: the run resumes from its last checkpoint",
+    errno.EACCES: "choose a directory you may write to, or fix its permissions",
+    errno.EPERM: "choose a directory you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only: choose a directory on a writable one",
+}
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def describe(error: BaseException) -> str:
+    """The message of an expected error on one line, with what to do for the usual OSErrors."""
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f": {error.filename}" if error.filename else ""
+        text = f"{error.strerror or os.strerror(error.errno)}{where}"
+        advice = _OS_ADVICE.get(error.errno)
+        return one_line(f"{text}; {advice}" if advice else text)
+    return one_line(str(error) or type(error).__name__)
+
+
+def fail(message: str, status: int = FAILED) -> None:
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    sys.exit(status)
+
+
+class _QuietLibraryNoise(logging.Filter):
+    """Drops the reports that orbax and asyncio print from background threads when a checkpoint save
+    fails (its error reaches us through checkpoint.finish and is reported once, as the last line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        from_orbax = "orbax" in record.pathname and record.levelno >= logging.ERROR
+        unretrieved = record.name == "asyncio" and "exception was never retrieved" in text
+        return not (from_orbax or unretrieved)
+
+
+def _quiet_unraisable(previous):
+    def hook(unraisable):
+        # A tensorstore write finishing after orbax closed the event loop that awaited it.
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    return hook
+
+
+def run(job: Callable[[], object]):
+    """Runs `job()`; an expected error becomes one `error: ...` line on stderr and exit status 1.
+
+    The libraries' background reports of a failed checkpoint save are dropped (it is reported once);
+    set JAX_BERT_TRACEBACK=1 to see everything."""
+    if not os.environ.get("JAX_BERT_TRACEBACK"):
+        quiet = _QuietLibraryNoise()
+        for name in ("absl", "asyncio"):
+            logging.getLogger(name).addFilter(quiet)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet)
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    try:
+        return job()
+    except PeerLost as e:
+        # Exit now: a normal exit would wait in jax.distributed's shutdown barrier for the lost process
+        # until the heartbeat timeout, then abort with a C++ stack dump.
+        print(f"error: {describe(e)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(FAILED)
+    except EXPECTED as e:
+        if os.environ.get("JAX_BERT_TRACEBACK"):
+            raise
+        fail(describe(e))
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def parse_flags(argv: Sequence[str], *, default_file: str | None, defaults: Callable[[], ml_collections.ConfigDict],
+                keys_file: str, validate: Callable[[ml_collections.ConfigDict], None]) -> list[str]:
+    """An absl `flags_parser`: defines --config (config_flags reads its overrides from argv as it is
+    defined), parses every flag and validates the config; any error is one line and exit status 2.
+
+    `defaults()` is the config with every key (to name the known keys of an unknown one), `keys_file`
+    where they are listed. With `default_file` None, --config is required."""
+    argv = list(argv)
+    try:
+        config = config_flags.DEFINE_config_file("config", default_file, "A Python config file with "
+                                                 "get_config().", lock_config=True, sys_argv=argv)
+        rest = flags.FLAGS(argv)
+        if config.value is None:
+            raise flags.Error("--config is required: give a config file, e.g. --config configs/tiny.py")
+        validate(config.value)  # also raises a config file's load error, which waits till now
+    except Exception as e:  # noqa: BLE001 - every way a command line can be wrong
+        fail(command_line_error(e, argv, defaults, keys_file, default_file), USAGE)
+    if len(rest) > 1:
+        fail(f"unexpected arguments {rest[1:]}", USAGE)
+    return rest
+
+
+def command_line_error(error: Exception, argv: Sequence[str], defaults: Callable[[], ml_collections.ConfigDict],
+                       keys_file: str, default_file: str | None = None) -> str:
+    """One line for an error that absl / config_flags (or `validate`) raised while reading the command
+    line (their own reports: a traceback for an unknown key, two lines for a bad value, nothing until
+    the config is used for a missing file)."""
+    given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+             for i, a in enumerate(argv) if re.fullmatch(r"--?config(=.*)?", a)]
+    for path in given:
+        if path and not os.path.isfile(path) and not os.path.isfile(path.split(":", 1)[0]):
+            return f"--config {path}: no such file; give a Python file with get_config()."
+    if isinstance(error, LookupError | AttributeError):
+        known = defaults()
+        for arg in argv:
+            m = re.match(r"--?config\.([^=]+)", arg)
+            problem = m and unknown_key(known, m.group(1), keys_file)
+            if problem:
+                return problem
+    text = error
+    while isinstance(text, BaseException):  # config_flags wraps a KeyError in an AttributeError
+        text = text.args[0] if text.args else type(text).__name__
+    text = one_line(text)
+    if isinstance(error, flags.Error | ValueError):  # a bad flag value, or validate()'s message
+        return text
+    # Anything else was raised while loading the config file (no get_config, a syntax error, ...).
+    return f"--config {given[-1] if given else default_file}: {type(error).__name__}: {text}"
+
+
+def unknown_key(config: ml_collections.ConfigDict, dotted: str, keys_file: str) -> str | None:
+    """What is wrong with `dotted` as a key of `config`, or None when it is one."""
+    node, parts = config, dotted.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict):
+            return (f"unknown config key {dotted!r}: {'.'.join(parts[:i])} is a value, not a group "
+                    "of keys.")
+        if part not in node:
+            import difflib
+
+            where = ".".join(parts[:i]) or "the config"
+            close = difflib.get_close_matches(part, list(node.keys()), n=1)
+            guess = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
+            return f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} ({keys_file}).{guess}"
+        node = node[part]
+    return None

@@ -1,0 +1,26 @@
+"""bf16 compute keeps the vocabulary projection (and so the losses and a teacher's targets) in float32."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_bert import model
+from jax_bert.model import BertConfig
+
+
+def test_bf16_model_gives_float32_vocabulary_logits():
+    f32 = BertConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=16)
+    bf16 = f32.replace(dtype="bfloat16")
+    params = model.init_params(f32, jax.random.key(0))
+    ids = jax.random.randint(jax.random.key(1), (2, 12), 5, 500)
+    positions = jnp.array([[1, 4, 7], [2, 3, 9]])
+    low = model.apply(bf16, params, ids, masked_positions=positions)
+    high = model.apply(f32, params, ids, masked_positions=positions)
+    assert low.dtype == jnp.float32
+    # Not bf16 values cast up: most logits carry more than bf16's 8 bits of mantissa.
+    as_bf16 = np.asarray(low.astype(jnp.bfloat16).astype(jnp.float32))
+    assert np.mean(np.asarray(low) != as_bf16) > 0.9
+    # The bf16 body still rounds (relative error ~1e-2), the projection adds nothing beyond it.
+    np.testing.assert_allclose(low, high, atol=0.05, rtol=0.05)
+    # The softmax of the float32 logits keeps probabilities that bf16 logits would flatten.
+    assert jax.nn.softmax(low).dtype == jnp.float32
