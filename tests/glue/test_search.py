@@ -8,6 +8,8 @@ import dataclasses
 import json
 import math
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from glue import config as glue_config
 from glue import data, finetune, run, search, search_config, synthetic
 from glue.tasks import get_task
+from helpers import ROOT, subprocess_env
 from jax_bert.train import schedules
 
 MAX_LEN = 32
@@ -271,3 +274,20 @@ def test_a_damaged_hparams_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         search.read_hparams(bad, ["sst2"])
     assert get_task("sst2").name == "sst2" and os.path.isfile(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, message", [
+    (["--search", "glue/search_config.py", "--search.lr=1"], "unknown config key 'lr'"),
+    (["--search", "glue/search_config.py", "--search.learning_rates=()"], "an empty grid"),
+    (["--search", "glue/search_config.py", "--search.learning_rates=(0.0,1e-5)"], "learning_rates must all be > 0"),
+    (["--search.seeds=2"], "give the search file too"),
+    (["--search", "no_such_search.py"], "no such file"),
+])
+def test_script_bad_search_is_one_line_and_exit_2(example, args, message):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "finetune_glue.py"), "--checkpoint",
+                             str(example["ckpt"]), *args], env=subprocess_env(), capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
