@@ -31,6 +31,8 @@ Outputs in --out (each replaced atomically after every task, so a later failure 
     submission/*.tsv                  GLUE benchmark files of the best seed (--test_predictions)
     errors/TASK.txt                   the traceback of a task that failed
     glue_config.json                  the config and each task's resolved settings
+    hparams/TASK.json                 with --search: the chosen values and every member's score (glue/search.py)
+    hparams_used.json                 the searched values (--search or --hparams) each task's runs used
 """
 from __future__ import annotations
 
