@@ -10,7 +10,8 @@ from jax_bert import model
 from jax_bert.model import bert
 
 CFG = model.BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                       intermediate_size=48, max_position_embeddings=64, num_labels=3)
+                       intermediate_size=48, max_position_embeddings=128, num_labels=3)
+FULL = 128  # GLUE's max_length: the padding every shorter layout is compared with
 LENGTHS = (3, 17, 9, 40, 2, 31)  # real tokens per row; the longest fits the 40-position bucket
 
 
@@ -30,7 +31,7 @@ def params():
 
 
 def test_eval_logits_do_not_depend_on_padding(params):
-    short, full = (jax_bert.classify(CFG, params, *batch(w)) for w in (40, 64))
+    short, full = (jax_bert.classify(CFG, params, *batch(w)) for w in (40, FULL))
     np.testing.assert_allclose(short, full, rtol=1e-5, atol=1e-5)
 
 
@@ -39,11 +40,11 @@ def train_logits(config, params, width, rng=jax.random.key(5)):
 
 
 def test_training_with_a_dropout_layout_does_not_depend_on_padding(params):
-    cfg = CFG.replace(dropout_layout_length=64)
-    np.testing.assert_allclose(train_logits(cfg, params, 40), train_logits(cfg, params, 64),
+    cfg = CFG.replace(dropout_layout_length=FULL)
+    np.testing.assert_allclose(train_logits(cfg, params, 40), train_logits(cfg, params, FULL),
                                rtol=1e-5, atol=1e-5)
     # Without the layout the masks are laid out for each width, so padding changes the numbers.
-    assert np.abs(train_logits(CFG, params, 40) - train_logits(CFG, params, 64)).max() > 1e-3
+    assert np.abs(train_logits(CFG, params, 40) - train_logits(CFG, params, FULL)).max() > 1e-3
     with pytest.raises(ValueError, match="exceeds dropout_layout_length"):
         train_logits(CFG.replace(dropout_layout_length=32), params, 40)
 
@@ -51,7 +52,7 @@ def test_training_with_a_dropout_layout_does_not_depend_on_padding(params):
 def encoder_output(head, params, rng):
     """The encoder's output (captured) when the whole model runs in training mode with `head`."""
     _, state = bert.Bert(CFG, head, deterministic=False).apply(
-        {"params": params}, *batch(64), rngs={"dropout": rng}, capture_intermediates=True,
+        {"params": params}, *batch(FULL), rngs={"dropout": rng}, capture_intermediates=True,
         mutable=["intermediates"])
     return state["intermediates"]["bert"]["encoder"]["__call__"][0]
 
@@ -61,11 +62,11 @@ def test_the_classifier_computes_the_first_position_of_every_position_model(para
     first = encoder_output("classifier", params, rng)
     body = {"bert": {k: v for k, v in params["bert"].items() if k != "pooler"}}
     every = encoder_output("none", body, rng)
-    assert first.shape == (len(LENGTHS), 1, CFG.hidden_size) and every.shape[1] == 64
+    assert first.shape == (len(LENGTHS), 1, CFG.hidden_size) and every.shape[1] == FULL
     np.testing.assert_allclose(first[:, 0], every[:, 0], rtol=1e-5, atol=1e-5)  # dropout included
     # and the same holds in eval mode, against the scanned layers, which compute every position
-    np.testing.assert_allclose(jax_bert.classify(CFG.replace(scan_layers=True), params, *batch(64)),
-                               jax_bert.classify(CFG, params, *batch(64)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax_bert.classify(CFG.replace(scan_layers=True), params, *batch(FULL)),
+                               jax_bert.classify(CFG, params, *batch(FULL)), rtol=1e-5, atol=1e-5)
 
 
 def packed(width: int, tokens: int):
@@ -82,14 +83,14 @@ def packed(width: int, tokens: int):
 def test_packed_tokens_compute_what_the_padded_batch_computes(params, scan_layers):
     """Eval logits, training-mode logits (dropout masks included) and gradients of the classifier on
     packed tokens (with dummy rows past the real ones) equal those of the padded batch."""
-    cfg = CFG.replace(dropout_layout_length=64, scan_layers=scan_layers)
+    cfg = CFG.replace(dropout_layout_length=FULL, scan_layers=scan_layers)
     p = model.match_layout(params, scan_layers, CFG.num_hidden_layers)
     ids, types, packing = packed(40, sum(LENGTHS) + 13)
 
     def logits(params, rng, packed_tokens):
         if packed_tokens:
             return model.apply(cfg, params, ids, None, types, head="classifier", dropout_rng=rng, packing=packing)
-        return model.apply(cfg, params, *batch(64), head="classifier", dropout_rng=rng)
+        return model.apply(cfg, params, *batch(FULL), head="classifier", dropout_rng=rng)
 
     for rng in (None, jax.random.key(9)):
         np.testing.assert_allclose(logits(p, rng, True), logits(p, rng, False), rtol=1e-5, atol=1e-5)
