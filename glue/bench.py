@@ -5,6 +5,7 @@ the choice of `seed_loop`.
     python scripts/benchmark_glue.py --mode search [--task sst2] [--lrs 3e-4,1e-3,3e-3,1e-2] [--seeds 2]
         (a search grid in one program against its members one by one: glue/search_bench.py)
     python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
+        [--epochs N] [--shape_min_steps N]
     python scripts/benchmark_glue.py [--mode seeds] [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
         [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
         [--length_profile] [--dtype float32|bfloat16] [--length_buckets 4] [--no_pack]
@@ -310,6 +311,9 @@ def suite_main(argv=None) -> dict:
     p.add_argument("--no_hf", action="store_true", help="leave out the Hugging Face peer")
     p.add_argument("--no_warm", action="store_true", help="time ours cold only")
     p.add_argument("--seed_loop", default="auto", choices=("vmap", "map", "auto"))
+    p.add_argument("--shape_min_steps", type=int, default=None,
+                   help="finetune's planner threshold (default its own, 64): a small run's steps all run at its "
+                        "largest shape; 0 runs each at its own, as a full-size run does for every common shape")
     args = p.parse_args(argv)
     bucket_settings = [int(b) for b in args.buckets.split(",") if b]
     if args.seeds < 1 or args.scale <= 0 or any(b < 2 for b in bucket_settings):
@@ -363,9 +367,10 @@ def suite_main(argv=None) -> dict:
                             out = hf_finetune(str(ckpt), train, evals, seeds, hp, task.num_labels)
                             train_s, eval_s, logits[name] = out["train_seconds"], out["eval_seconds"], out["logits"]
                         else:
+                            plan = {} if args.shape_min_steps is None else {"shape_min_steps": args.shape_min_steps}
                             runs = finetune.finetune(config, params, train, evals, seeds, hp,
                                                      num_labels=task.num_labels, seed_loop=args.seed_loop,
-                                                     **settings)
+                                                     **settings, **plan)
                             train_s, eval_s, logits[name] = runs.train_seconds, runs.eval_seconds, runs.logits
                             rec.setdefault("bucket_steps", {})[name] = runs.bucket_steps
                             rec.setdefault("positions", {})[name] = runs.positions

@@ -26,7 +26,8 @@ def test_suite_benchmark_runs_every_way_on_the_same_work():
     out = bench.main(["--mode", "suite", "--tasks", "cola,stsb", "--scale", "0.0001", "--min_train", "40",
                       "--min_eval", "20", "--seeds", "2", "--epochs", "1", "--hidden", "16", "--layers", "2",
                       "--heads", "2", "--intermediate", "32", "--vocab_size", "0", "--max_length", "64",
-                      "--batch_size", "16", "--buckets", "4", "--unpacked", "--no_warm"])
+                      "--batch_size", "16", "--buckets", "4", "--unpacked", "--no_warm",
+                      "--shape_min_steps", "0"])
     assert [r["task"] for r in out["records"]] == ["cola", "stsb"]
     for r in out["records"]:
         assert set(r["ways"]) == {"ours, 4 buckets, packed", "ours, 4 buckets", "ours, padded", "HF torch, padded"}
