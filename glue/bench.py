@@ -2,6 +2,8 @@
 fine-tuned together against one after another, and the micro-benchmark of one gradient step behind
 the choice of `seed_loop`.
 
+    python scripts/benchmark_glue.py --mode search [--task sst2] [--lrs 3e-4,1e-3,3e-3,1e-2] [--seeds 2]
+        (a search grid in one program against its members one by one: glue/search_bench.py)
     python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
         [--epochs N] [--shape_min_steps N]
     python scripts/benchmark_glue.py [--mode seeds] [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
@@ -77,8 +79,12 @@ def main(argv=None):
     """benchmark_glue's command line: --mode seeds (default) or suite; the rest goes to that mode."""
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--mode", choices=("seeds", "suite"), default="seeds")
+    p.add_argument("--mode", choices=("seeds", "suite", "search"), default="seeds")
     args, rest = p.parse_known_args(argv)
+    if args.mode == "search":
+        from glue import search_bench
+
+        return search_bench.search_main(rest)
     return suite_main(rest) if args.mode == "suite" else seeds_main(rest)
 
 

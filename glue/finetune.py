@@ -379,6 +379,16 @@ def learning_rates(hp: HParams, steps: int) -> np.ndarray:
     return np.asarray(schedule(np.arange(steps)), np.float32)
 
 
+def member_learning_rates(member_hps: Sequence[HParams], steps_per_epoch: int) -> np.ndarray:
+    """float32 [steps, members]: each member's own schedule (`learning_rates` over its epochs), 0 after
+    its last step; steps = the most of any member."""
+    lengths = [m.epochs * steps_per_epoch for m in member_hps]
+    table = np.zeros((max(lengths), len(member_hps)), np.float32)
+    for i, (m, n) in enumerate(zip(member_hps, lengths)):
+        table[:n, i] = learning_rates(m, n)
+    return table
+
+
 @functools.lru_cache(maxsize=16)
 def _optimizer(hp: HParams) -> optax.GradientTransformation:
     """Clip + AdamW at learning rate 1: the step scales the update by each step's learning rate (an
@@ -401,11 +411,15 @@ _COMPILED_SHAPES: dict = {}
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str):
-    """The jitted step over all seeds (cached; jit compiles it once per batch shape, i.e. per bucket)."""
+def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False):
+    """The jitted step over all seeds (cached; jit compiles it once per batch shape, i.e. per bucket).
+
+    gated: the step takes `active` [S] (bool) and the previous losses [S]; a member that is not active
+    (its steps are done) keeps its params and optimizer state exactly and reports its last loss. Only
+    runs whose members have different step counts use it, so the plain step stays as it was."""
     optimizer = _optimizer(opt_hp)
 
-    def one_seed(params, opt_state, batch, seed, step, masks, lr):
+    def one_seed(params, opt_state, batch, seed, step, masks, lr, active=None, last_loss=None):
         dropout = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _DROPOUT_KEY), step)
 
         # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
@@ -417,16 +431,26 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str):
             return weighted_loss(logits, batch["labels"], batch["weights"])
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
         # The optimizer runs at lr 1; this seed's lr (the schedule's, times its lr_scale) scales it.
         updates = jax.tree.map(lambda u: u * lr.astype(u.dtype), updates)
-        params = sparsity.apply_masks(optax.apply_updates(params, updates), masks)
-        return params, opt_state, loss
+        new_params = sparsity.apply_masks(optax.apply_updates(params, updates), masks)
+        if active is None:
+            return new_params, new_opt_state, loss
+        keep = functools.partial(jnp.where, active)  # a finished member: everything as it was
+        return (jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state),
+                keep(loss, last_loss))
 
-    def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr):
-        params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
-            params, opt_state, batch, seeds, step, masks, lr)
-        return params, opt_state, bad | ~jnp.isfinite(loss), loss
+    if gated:
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, active, last_loss):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, 0, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, active, last_loss)
+            return params, opt_state, bad | (active & ~jnp.isfinite(loss)), loss
+    else:
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr)
+            return params, opt_state, bad | ~jnp.isfinite(loss), loss
 
     # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
     donate = () if jax.default_backend() == "cpu" else (0, 1, 2)
@@ -527,7 +551,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
-             pack_tokens: bool = True, shape_min_steps: int = 64) -> SeedRuns:
+             pack_tokens: bool = True, shape_min_steps: int = 64,
+             member_hps: Sequence[HParams] | None = None) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -546,12 +571,29 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     pack_tokens: the dense layers compute only the real tokens of each training step (packed, see
     jax_bert/model/packing.py), attention each example's bucket; again the results do not change.
     shape_min_steps: a step shape (bucket, tokens) fewer steps need runs at a larger one (`plan_shapes`).
+    member_hps: one HParams per entry of `seeds` (a hyper-parameter search: glue/search.py): each member
+    trains with its own learning rate, warm-up and epochs (its own schedule, `member_learning_rates`),
+    and seeds may repeat; the optimizer's other settings and the batch size must be hp's. The run lasts
+    the most steps of any member; a member whose steps are done gets no more updates (its params and
+    optimizer state stay exactly as they were), so every member ends as it would alone. `errors` is
+    then keyed by member index.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("finetune needs at least one seed.")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}.")
+    by_member = member_hps is not None
+    if not by_member:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}.")
+        member_hps = [hp] * len(seeds)
+    else:
+        member_hps = list(member_hps)
+        if len(member_hps) != len(seeds):
+            raise ValueError(f"member_hps needs one HParams per seed ({len(seeds)}), got {len(member_hps)}.")
+        other = [m for m in member_hps if _optimizer_key(m) != _optimizer_key(hp) or m.batch_size != hp.batch_size]
+        if other:
+            raise ValueError(f"members may differ in learning_rate, warmup_steps and epochs only; {other[0]} "
+                             f"differs from {hp} in another field.")
     _check_data(train, "train", int(num_labels or config.num_labels), True)
     for split, d in evals.items():
         _check_data(d, split, int(num_labels or config.num_labels), False)
@@ -563,7 +605,9 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     config = config.replace(num_labels=int(num_labels or config.num_labels), dropout_layout_length=width)
     buckets = bucket_lengths(width, int(length_buckets))
     spe = steps_per_epoch(n_train, hp.batch_size)
-    steps = hp.epochs * spe
+    member_steps = np.asarray([m.epochs * spe for m in member_hps])
+    steps, epochs = int(member_steps.max()), max(m.epochs for m in member_hps)
+    gated = bool((member_steps < steps).any())  # some member stops before the others
     base = base_params(params)
     flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
     masks = masks_tree(config, base, flat_masks)
@@ -575,25 +619,32 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     scale = np.ones(n_seeds, np.float32) if lr_scale is None else np.asarray(lr_scale, np.float32)
     if scale.shape != (n_seeds,):
         raise ValueError(f"lr_scale must have one value per seed ({n_seeds}), got {scale.shape}.")
-    lrs = learning_rates(hp, steps)
+    lrs = member_learning_rates(member_hps, spe)  # [steps, S], 0 after a member's end
     train_lengths = real_lengths(train["attention_mask"])
 
     t0 = time.perf_counter()
     state_params, opt_state = init_seeds(config, base, seeds, hp, sharding)
-    step_fn = _train_step(config, _optimizer_key(hp), seed_loop)
+    step_fn = _train_step(config, _optimizer_key(hp), seed_loop, gated)
     # The data order is known in advance, so the shapes of all steps are planned before the first.
-    orders = [np.stack([epoch_order(n_train, s, epoch) for s in seeds]) for epoch in range(hp.epochs)]
-    needs = [step_shape(train_lengths, *batch_indices(orders[step // spe], step % spe, hp.batch_size),
-                        buckets, pack_tokens) for step in range(steps)]
+    orders = []
+    for epoch in range(epochs):  # members of one seed share its order
+        by_seed = {s: epoch_order(n_train, s, epoch) for s in set(seeds)}
+        orders.append(np.stack([by_seed[s] for s in seeds]))
+
+    def step_rows(step):  # a finished member's rows get weight 0: they cost one token each
+        rows, weights = batch_indices(orders[step // spe], step % spe, hp.batch_size)
+        return rows, weights * (step < member_steps)[:, None].astype(np.float32)
+
+    needs = [step_shape(train_lengths, *step_rows(step), buckets, pack_tokens) for step in range(steps)]
     compiled = _COMPILED_SHAPES.setdefault((step_fn, n_seeds, hp.batch_size, pack_tokens, sharding), set())
     plan = plan_shapes(needs, compiled, few=shape_min_steps)
     compiled.update(plan.values())
     seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
     bad = _place(jnp.zeros(n_seeds, bool), sharding)
     first_bad, loss_log, bucket_steps, positions = {}, [], {}, 0
-    loss = None
+    loss = _place(jnp.zeros(n_seeds, jnp.float32), sharding)
     for step in range(steps):
-        rows, weights = batch_indices(orders[step // spe], step % spe, hp.batch_size)
+        rows, weights = step_rows(step)
         # The seeds of a step share its shape: bucket and token budget (planned above).
         length, tokens = plan[needs[step]]
         bucket_steps[length] = bucket_steps.get(length, 0) + 1
@@ -603,15 +654,16 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         else:
             batch = gather_batch(train, rows, weights, length)
         batch = _place(batch, sharding)
+        gate = (_place(step < member_steps, sharding), loss) if gated else ()
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
-            _place(lrs[step] * scale, sharding))
+            _place(lrs[step] * scale, sharding), *gate)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             # The only host sync of the loop: a loss for the log / progress bar.
             host_loss, host_bad = jax.device_get((loss, bad))
             loss_log.append((step + 1, host_loss))
             for i in np.flatnonzero(host_bad):
-                first_bad.setdefault(seeds[i], step + 1)
+                first_bad.setdefault(i, step + 1)
             if progress is not None:
                 ok = np.isfinite(host_loss)
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
@@ -623,19 +675,20 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     failed = np.asarray(jax.device_get(bad)).copy()
     errors = {}
     for i, s in enumerate(seeds):
+        key = i if by_member else s
         nonfinite_out = any(not np.all(np.isfinite(x[i])) for x in logits.values())
         if failed[i]:
-            errors[s] = (f"training loss became non-finite (nan/inf) by step {first_bad[s]} of "
-                         f"{steps}; the run diverged")
+            errors[key] = (f"training loss became non-finite (nan/inf) by step {first_bad[i]} of "
+                           f"{member_steps[i]}; the run diverged")
         elif nonfinite_out:
             failed[i] = True
-            errors[s] = "predictions are non-finite (nan/inf); the run diverged"
+            errors[key] = "predictions are non-finite (nan/inf); the run diverged"
     return SeedRuns(
         seeds=seeds, failed=failed, errors=errors, logits=logits,
         final_loss=np.asarray(jax.device_get(loss)), loss_log=loss_log,
         sparsity=body_sparsity(state_params, seed_axis=True), steps=steps,
         masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
-        positions=positions, real_tokens=int(train_lengths.sum()) * hp.epochs,
+        positions=positions, real_tokens=int(train_lengths.sum()) * epochs,
         bucket_steps=dict(sorted(bucket_steps.items())),
         params=state_params if keep_params else None)
 

@@ -45,3 +45,12 @@ def test_vmap_step_benchmark_runs_every_way():
     rows = bench.vmap_step(0.1, seeds=2, batch=4, length=8, rounds=1)
     assert [r["way"] for r in rows] == ["one seed at a time", "vmap", "lax.map", "lax.map, batch_size 2"]
     assert all(r["median_s"] > 0 for r in rows)
+
+
+def test_search_benchmark_runs_the_grid_both_ways():
+    out = bench.main(["--mode", "search", "--lrs", "1e-3,3e-3", "--warmups", "0,0.5", "--seeds", "1", "--train", "24",
+                      "--validation", "8", "--hidden", "16", "--max_length", "16", "--batch_size", "16",
+                      "--epochs", "1", "--repeats", "1", "--final_seeds", "1", "--seed_loop", "map"])
+    assert out["members"] == 4 and [r["way"] for r in out["rows"]] == ["one after another", "one program"]
+    assert out["max_logit_diff"] < 1e-4  # each member of the grid gets what it gets alone
+    assert out["chosen"]["learning_rate"] in (1e-3, 3e-3) and set(out["quality"]) == {"chosen", "fixed"}
