@@ -1,28 +1,55 @@
-"""The GLUE benchmarks (docs/benchmarks.md): seeds fine-tuned together against one after another, and
-the micro-benchmark of one gradient step behind the choice of `seed_loop`.
+"""The GLUE benchmarks (docs/benchmarks.md): the nine-task suite against Hugging Face PyTorch, seeds
+fine-tuned together against one after another, and the micro-benchmark of one gradient step behind
+the choice of `seed_loop`.
 
-    python scripts/benchmark_glue.py [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
+    python scripts/benchmark_glue.py --mode search [--task sst2] [--lrs 3e-4,1e-3,3e-3,1e-2] [--seeds 2]
+        (a search grid in one program against its members one by one: glue/search_bench.py)
+    python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
+        [--epochs N] [--shape_min_steps N]
+    python scripts/benchmark_glue.py [--mode seeds] [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
         [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
+        [--length_profile] [--dtype float32|bfloat16] [--length_buckets 4] [--no_pack]
     python scripts/benchmark_vmap_step.py 0.1    # dropout 0.1 (training)
     python scripts/benchmark_vmap_step.py 0.0    # no dropout
 
-`main` (benchmark_glue): N seeds fine-tuned in one step against the same N seeds one after another.
-Offline: synthetic data and a tiny random BERT (glue.synthetic.make_offline_example), on whatever
-device JAX uses (JAX_PLATFORMS=cpu for the CPU figure). Both ways run the same code
+`suite_main` (--mode suite): all nine tasks, each fine-tuned with every seed three ways in this one
+process, task by task: ours as configured by default (length buckets, packed tokens; --unpacked adds
+ours with buckets but every position computed), ours with every batch padded to max_length and every
+position computed (the same code with length_buckets=1, pack_tokens=False: what it did before), and
+the peer users would otherwise run, Hugging Face transformers'
+BertForSequenceClassification in PyTorch fine-tuning the same checkpoint on the same tokenized data
+with the same hyperparameters (AdamW, fused as the Trainer's default, linear decay, no warm-up, clip
+1.0, batch 32, the protocol's epochs) and the seeds one after another, every batch padded to
+max_length as run_glue pads by default (its eval batch is ours, 128, not run_glue's 8). The data is
+synthetic with GLUE's token lengths (glue.synthetic.LENGTH_PROFILE), the real split sizes times
+--scale (at least --min_train / --min_eval examples), the model a random BERT-small by default (4
+layers, hidden 256, 4 heads, intermediate 1024, vocabulary 30,522). Ours runs cold (compilation
+included; tasks of the same label count share compiled steps, as in a real run) and then again warm.
+It prints per task and for the suite: training examples per second, the wall time of each task
+(training and evaluation), ratios, and the full-size projection (each task's warm time per training
+and per eval example times the real task's examples). Ours bucketed and ours padded must give the
+same logits (their largest difference is printed).
+
+`seeds_main` (--mode seeds, the default): N seeds fine-tuned in one step against the same N seeds one
+after another. Offline: synthetic data and a random BERT (glue.synthetic.make_offline_example), on
+whatever device JAX uses (JAX_PLATFORMS=cpu for the CPU figure). Both ways run the same code
 (glue.finetune.finetune), the same seeds, data and hyperparameters (glue/config.py's, with the
 flags' changes), in this one process: the sequential way calls it once per seed (its step, compiled
 for one seed, is reused), the together way once with every seed. Each is timed cold (compiles
 included), then warm --repeats times, alternating (compiled steps reused, as for every task after the
 first shape; median reported). It checks that both give the same validation logits per seed, then
-prints the times and ratios. --seed_loop map runs the seeds of the together-run with lax.map inside
-the one step instead of vmap (finetune_glue.py's default on one CPU).
+prints the times, ratios and tokens per second (real tokens, and padded positions computed).
+--seed_loop map runs the seeds of the together-run with lax.map inside the one step instead of vmap
+(finetune_glue.py's default on one CPU); --length_profile draws the task's GLUE token lengths;
+--dtype bfloat16 computes in bf16 (params stay float32). scripts/benchmark_glue_gpu.sh runs the GPU
+figures (BERT-base, RTE and SST-2, 10 seeds, float32 and bf16).
 
 `vmap_step_main` (benchmark_vmap_step): the gradient of a tiny BERT classifier for 10 seeds, computed
 four ways in one process: one seed at a time (10 calls of the one-seed step), vmapped over the seeds
 (what glue.finetune does), and inside one step with `lax.map` over the seeds (sequential in XLA) or
 `lax.map(batch_size=2)` (vmap over pairs). The ways alternate call by call.
 
-Both print the share of the CPUs that other processes used while timing (numbers taken on a busy
+All print the share of the CPUs that other processes used while timing (numbers taken on a busy
 machine are not comparable with quiet-machine ones).
 """
 from __future__ import annotations
@@ -48,9 +75,30 @@ def params_shape(config, params, num_labels):
     return jax.eval_shape(lambda b: finetune._one_seed_params(config, b, 0), base)
 
 
-def main(argv=None) -> dict:
-    """benchmark_glue's command line; returns what it printed as numbers (the tests read it)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None):
+    """benchmark_glue's command line: --mode seeds (default) or suite; the rest goes to that mode."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--mode", choices=("seeds", "suite", "search"), default="seeds")
+    args, rest = p.parse_known_args(argv)
+    if args.mode == "search":
+        from glue import search_bench
+
+        return search_bench.search_main(rest)
+    return suite_main(rest) if args.mode == "suite" else seeds_main(rest)
+
+
+def _tokenized(task, data_dir, tokenizer, max_length):
+    from glue import data
+
+    ds = data.load_task(task, data_dir)
+    return (data.tokenize_task(ds["train"], task, tokenizer, max_length),
+            {s: data.tokenize_task(ds[s], task, tokenizer, max_length) for s in task.validation_splits})
+
+
+def seeds_main(argv=None) -> dict:
+    """--mode seeds; returns what it printed as numbers (the tests read it)."""
+    p = argparse.ArgumentParser(description="N seeds fine-tuned in one step against one after another.")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--task", default="sst2")
     p.add_argument("--train", type=int, default=512, help="training examples")
@@ -69,11 +117,17 @@ def main(argv=None) -> dict:
                    help="how the together-run loops over seeds (glue.finetune.resolve_seed_loop)")
     p.add_argument("--matmul_precision", default=None,
                    help="jax_default_matmul_precision, e.g. 'highest' (no TF32 on GPUs)")
+    p.add_argument("--length_profile", action="store_true", help="the task's GLUE token lengths")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
+    p.add_argument("--length_buckets", type=int, default=4, help="1: pad every batch to max_length")
+    p.add_argument("--no_pack", action="store_true", help="compute every padded position (no packed tokens)")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.length_buckets < 1:
+        p.error(f"--length_buckets must be >= 1, got {args.length_buckets}")
 
     import jax
     import numpy as np
@@ -81,7 +135,7 @@ def main(argv=None) -> dict:
     if args.matmul_precision:
         jax.config.update("jax_default_matmul_precision", args.matmul_precision)
     from glue import config as glue_config
-    from glue import data, finetune, run, synthetic
+    from glue import finetune, run, synthetic
     from glue.tasks import get_task
 
     task = get_task(args.task)
@@ -89,23 +143,21 @@ def main(argv=None) -> dict:
         data_dir, ckpt = synthetic.make_offline_example(
             tmp, (task.name,), {"train": args.train, "validation": args.validation, "test": 8},
             hidden=args.hidden, layers=args.layers, heads=args.heads,
-            intermediate=args.intermediate or None, vocab_size=args.vocab_size)
-        config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt))
-        ds = data.load_task(task, data_dir)
-        train = data.tokenize_task(ds["train"], task, tokenizer, args.max_length)
-        evals = {s: data.tokenize_task(ds[s], task, tokenizer, args.max_length)
-                 for s in task.validation_splits}
+            intermediate=args.intermediate or None, vocab_size=args.vocab_size,
+            length_profile=args.length_profile)
+        config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt), dtype=args.dtype)
+        train, evals = _tokenized(task, data_dir, tokenizer, args.max_length)
     hp = finetune.HParams.from_config(glue_config.get_config(), task.name, batch_size=args.batch_size,
                                       epochs=args.epochs, learning_rate=args.lr)
     seeds = list(range(args.seeds))
+    run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop, length_buckets=args.length_buckets,
+                  pack_tokens=not args.no_pack)
 
     def together():
-        return finetune.finetune(config, params, train, evals, seeds, hp,
-                                 num_labels=task.num_labels, seed_loop=args.seed_loop)
+        return finetune.finetune(config, params, train, evals, seeds, hp, **run_kw)
 
     def sequential():
-        return [finetune.finetune(config, params, train, evals, [s], hp,
-                                  num_labels=task.num_labels, seed_loop=args.seed_loop) for s in seeds]
+        return [finetune.finetune(config, params, train, evals, [s], hp, **run_kw) for s in seeds]
 
     def timed(fn):
         t0 = time.perf_counter()
@@ -126,18 +178,28 @@ def main(argv=None) -> dict:
     diff = max(float(np.abs(vm_result.logits[split][i] - r.logits[split][0]).max())
                for i, r in enumerate(seq_result))
     steps = vm_result.steps
+    buckets = finetune.bucket_lengths(args.max_length, args.length_buckets)
+    real_tokens = int(finetune.real_lengths(train["attention_mask"]).sum()) * args.epochs * args.seeds
+    positions = vm_result.positions * args.seeds
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; task {task.name}, "
-          f"{args.train} train examples, {steps} steps per seed, batch {args.batch_size}, "
-          f"length {args.max_length}, lr {args.lr}, BERT hidden {args.hidden} x {args.layers} "
-          f"layers, matmul precision {args.matmul_precision or 'default'}, seed loop {args.seed_loop}")
-    print(f"{args.seeds} seeds, max |logit difference| vmapped vs alone: {diff:.2e}")
-    print(f"| way | cold, with compile (s) | warm, median of {args.repeats} (s) |")
-    print("|---|---|---|")
+          f"{args.train} train examples{' (GLUE lengths)' if args.length_profile else ''}, {steps} steps "
+          f"per seed, batch {args.batch_size}, max length {args.max_length}, buckets {buckets}"
+          f"{'' if args.no_pack else ', packed tokens'}, lr {args.lr}, "
+          f"BERT hidden {args.hidden} x {args.layers} layers, {args.dtype} compute, matmul precision "
+          f"{args.matmul_precision or 'default'}, seed loop {args.seed_loop}")
+    print(f"{args.seeds} seeds, max |logit difference| vmapped vs alone: {diff:.2e}; steps per bucket "
+          f"{vm_result.bucket_steps}")
+    print(f"| way | cold, with compile (s) | warm, median of {args.repeats} (s) | real tokens/s (warm) | "
+          f"padded positions/s (warm) |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['way']} | {r['cold_s']:.2f} | {r['warm_s']:.2f} |")
+        r.update(tokens_per_s=real_tokens / r["warm_s"], positions_per_s=positions / r["warm_s"])
+        print(f"| {r['way']} | {r['cold_s']:.2f} | {r['warm_s']:.2f} | {r['tokens_per_s']:,.0f} | "
+              f"{r['positions_per_s']:,.0f} |")
     speedup_cold = cold["sequential"] / cold["vmapped"]
     speedup_warm = rows[0]["warm_s"] / rows[1]["warm_s"]
-    print(f"speed-up vmapped / sequential: {speedup_cold:.2f}x cold, {speedup_warm:.2f}x warm")
+    print(f"speed-up vmapped / sequential: {speedup_cold:.2f}x cold, {speedup_warm:.2f}x warm "
+          "(warm times include evaluation)")
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params_shape(config, params, task.num_labels)))
     print(f"params per seed: {n_params:,}; params + grads + Adam mu + nu in float32: "
           f"{16 * n_params / 1e9:.3f} GB per seed, {16 * n_params * args.seeds / 1e9:.2f} GB for "
@@ -148,7 +210,237 @@ def main(argv=None) -> dict:
     if timing.load_note(monitor):
         print(timing.load_note(monitor))
     return {"rows": rows, "steps": steps, "max_logit_diff": diff, "speedup_cold": speedup_cold,
-            "speedup_warm": speedup_warm, "params_per_seed": n_params, "other_cpu_share": monitor.other_share}
+            "speedup_warm": speedup_warm, "params_per_seed": n_params, "other_cpu_share": monitor.other_share,
+            "bucket_steps": vm_result.bucket_steps}
+
+
+# ------------------------------------------------------------------ the nine-task suite vs Hugging Face
+
+def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: int) -> dict:
+    """The peer: transformers' BertForSequenceClassification (PyTorch) fine-tuned on the same tokenized
+    data (padded to its full width) for each seed one after another, as run_glue's Trainer does it
+    (AdamW with its decay groups, fused; linear schedule; clip_grad_norm_; the last batch partial),
+    each seed in our data order. Returns {"logits": {split: [S, N, labels]}, "train_seconds",
+    "eval_seconds"}."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from glue import finetune
+
+    transformers.logging.set_verbosity_error()  # "newly initialized classifier" per seed
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" per seed
+    columns = finetune.INPUT_KEYS
+    tensors = {k: torch.from_numpy(np.asarray(train[k], np.int64)) for k in columns}
+    labels = torch.from_numpy(np.asarray(train["labels"], np.float32 if num_labels == 1 else np.int64))
+    n = len(labels)
+    spe = finetune.steps_per_epoch(n, hp.batch_size)
+    steps = hp.epochs * spe
+    logits = {split: [] for split in evals}
+    train_seconds = eval_seconds = 0.0
+    for seed in seeds:
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        model = transformers.BertForSequenceClassification.from_pretrained(hf_dir, num_labels=num_labels)
+        decay = [p for name, p in model.named_parameters() if not ("bias" in name or "LayerNorm" in name)]
+        rest = [p for name, p in model.named_parameters() if "bias" in name or "LayerNorm" in name]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}], lr=hp.learning_rate,
+                                betas=(hp.b1, hp.b2), eps=hp.eps, fused=True)
+        sched = transformers.get_linear_schedule_with_warmup(opt, hp.warmup_steps, steps)
+        model.train()
+        for epoch in range(hp.epochs):
+            order = torch.from_numpy(finetune.epoch_order(n, seed, epoch))
+            for i in range(spe):
+                rows = order[i * hp.batch_size:(i + 1) * hp.batch_size]
+                out = model(**{k: tensors[k][rows] for k in columns}, labels=labels[rows])
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+        t1 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            for split, d in evals.items():
+                eval_tensors = {k: torch.from_numpy(np.asarray(d[k], np.int64)) for k in columns}
+                out = [model(**{k: v[lo:lo + hp.eval_batch_size] for k, v in eval_tensors.items()}).logits
+                       for lo in range(0, len(d["input_ids"]), hp.eval_batch_size)]
+                logits[split].append(torch.cat(out).numpy())
+        train_seconds += t1 - t0
+        eval_seconds += time.perf_counter() - t1
+    return {"logits": {s: np.stack(v) for s, v in logits.items()}, "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds}
+
+
+def _mean_metric(task, logits, evals) -> float:
+    """The task's first metric averaged over seeds."""
+    import numpy as np
+
+    from glue import metrics
+
+    def one(i):
+        if len(task.validation_splits) == 1:
+            (s,) = task.validation_splits
+            return metrics.compute_metrics(task, logits[s][i], evals[s]["labels"])
+        return metrics.compute_metrics(task, {s: logits[s][i] for s in task.validation_splits},
+                                       {s: evals[s]["labels"] for s in task.validation_splits})
+
+    return float(np.mean([one(i)[task.metric_names[0]] for i in range(len(logits[task.validation_splits[0]]))]))
+
+
+def suite_main(argv=None) -> dict:
+    """--mode suite; returns the per-task records and the suite totals (the tests read them)."""
+    p = argparse.ArgumentParser(description="The nine GLUE tasks: ours bucketed, ours padded, HF torch.")
+    p.add_argument("--tasks", default="all")
+    p.add_argument("--scale", type=float, default=0.002, help="fraction of the real GLUE split sizes")
+    p.add_argument("--min_train", type=int, default=64)
+    p.add_argument("--min_eval", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=0, help="0: the protocol's (3, or 5 for CoLA/MRPC/WNLI)")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--intermediate", type=int, default=1024)
+    p.add_argument("--vocab_size", type=int, default=30522)
+    p.add_argument("--max_length", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--eval_batch_size", type=int, default=128)
+    p.add_argument("--buckets", default="4", help="comma-separated length_buckets settings of ours to time")
+    p.add_argument("--unpacked", action="store_true", help="also time ours bucketed without packed tokens")
+    p.add_argument("--no_hf", action="store_true", help="leave out the Hugging Face peer")
+    p.add_argument("--no_warm", action="store_true", help="time ours cold only")
+    p.add_argument("--seed_loop", default="auto", choices=("vmap", "map", "auto"))
+    p.add_argument("--shape_min_steps", type=int, default=None,
+                   help="finetune's planner threshold (default its own, 64): a small run's steps all run at its "
+                        "largest shape; 0 runs each at its own, as a full-size run does for every common shape")
+    args = p.parse_args(argv)
+    bucket_settings = [int(b) for b in args.buckets.split(",") if b]
+    if args.seeds < 1 or args.scale <= 0 or any(b < 2 for b in bucket_settings):
+        p.error("--seeds >= 1, --scale > 0 and every --buckets value >= 2 (1, padding, always runs)")
+
+    import jax
+    import numpy as np
+
+    from glue import config as glue_config
+    from glue import finetune, run, synthetic
+    from glue.tasks import get_task, parse_tasks
+
+    tasks = [get_task(t) for t in parse_tasks(args.tasks)]
+    # (name, finetune's length_buckets and pack_tokens, or None for the Hugging Face peer)
+    ways = [(f"ours, {b} buckets, packed", dict(length_buckets=b, pack_tokens=True)) for b in bucket_settings]
+    if args.unpacked:
+        ways += [(f"ours, {b} buckets", dict(length_buckets=b, pack_tokens=False)) for b in bucket_settings]
+    ways.append(("ours, padded", dict(length_buckets=1, pack_tokens=False)))
+    if not args.no_hf:
+        ways.append(("HF torch, padded", None))
+    sizes = functools.partial(synthetic.glue_sizes, scale=args.scale, min_train=args.min_train,
+                              min_eval=args.min_eval)
+    seeds = list(range(args.seeds))
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir, ckpt = synthetic.make_offline_example(
+            tmp, [t.name for t in tasks], sizes, hidden=args.hidden, layers=args.layers, heads=args.heads,
+            intermediate=args.intermediate, vocab_size=args.vocab_size, length_profile=True)
+        config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt))
+        print(f"{jax.devices()[0].platform}; BERT {args.layers} layers, hidden {args.hidden}, {args.heads} heads, "
+              f"intermediate {args.intermediate}, vocabulary {config.vocab_size}; {args.seeds} seeds; max length "
+              f"{args.max_length}; GLUE sizes x {args.scale} (at least {args.min_train} train / {args.min_eval} "
+              f"eval); ways: {', '.join(w for w, _ in ways)}", flush=True)
+        with timing.CpuMonitor() as monitor:
+            for task in tasks:
+                train, evals = _tokenized(task, data_dir, tokenizer, args.max_length)
+                changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
+                if args.epochs:
+                    changes["epochs"] = args.epochs
+                hp = finetune.HParams.from_config(glue_config.get_config(), task.name, **changes)
+                lengths = finetune.real_lengths(train["attention_mask"])
+                rec = {"task": task.name, "train": len(lengths), "eval": sum(len(d["labels"]) for d in evals.values()),
+                       "mean_length": float(lengths.mean()), "epochs": hp.epochs,
+                       "examples": len(lengths) * hp.epochs * args.seeds, "ways": {}}
+                logits = {}
+                for name, settings in ways:
+                    timings = []
+                    for attempt in range(1 if settings is None or args.no_warm else 2):
+                        t0 = time.perf_counter()
+                        if settings is None:
+                            out = hf_finetune(str(ckpt), train, evals, seeds, hp, task.num_labels)
+                            train_s, eval_s, logits[name] = out["train_seconds"], out["eval_seconds"], out["logits"]
+                        else:
+                            plan = {} if args.shape_min_steps is None else {"shape_min_steps": args.shape_min_steps}
+                            runs = finetune.finetune(config, params, train, evals, seeds, hp,
+                                                     num_labels=task.num_labels, seed_loop=args.seed_loop,
+                                                     **settings, **plan)
+                            train_s, eval_s, logits[name] = runs.train_seconds, runs.eval_seconds, runs.logits
+                            rec.setdefault("bucket_steps", {})[name] = runs.bucket_steps
+                            rec.setdefault("positions", {})[name] = runs.positions
+                            rec["real_tokens"] = runs.real_tokens
+                        timings.append({"wall_s": time.perf_counter() - t0, "train_s": train_s, "eval_s": eval_s})
+                    rec["ways"][name] = {"cold": timings[0], "warm": timings[-1],
+                                         "metric": _mean_metric(task, logits[name], evals)}
+                    last = timings[-1]
+                    print(f"  {task.name} {name}: cold {timings[0]['wall_s']:.1f} s, warm {last['wall_s']:.1f} s "
+                          f"(train {last['train_s']:.1f} s, eval {last['eval_s']:.1f} s)", flush=True)
+                rec["max_logit_diff"] = max(
+                    float(np.abs(logits[w][s] - logits["ours, padded"][s]).max())
+                    for w, settings in ways if w.startswith("ours, ") and w != "ours, padded" for s in evals)
+                records.append(rec)
+    return _suite_report(records, ways, args, monitor)
+
+
+def _suite_report(records, ways, args, monitor) -> dict:
+    """Prints the per-task table, the suite totals and ratios, and the full-size projection."""
+    from glue import synthetic
+
+    names = [w for w, _ in ways]
+    print("\nper task (warm: compiled steps reused; HF has nothing to compile, its one run is both): "
+          "training examples/s and task wall time (training + evaluation)\n")
+    print("| task | train / eval examples | mean tokens | " + " | ".join(f"{w}: ex/s, wall s" for w in names)
+          + " | max logit diff bucketed vs padded |")
+    print("|---|---|---|" + "---|" * len(names) + "---|")
+    for r in records:
+        cells = [f"{r['examples'] / r['ways'][w]['warm']['train_s']:,.0f}, {r['ways'][w]['warm']['wall_s']:.1f}"
+                 for w in names]
+        print(f"| {r['task']} | {r['train']} / {r['eval']} | {r['mean_length']:.1f} | " + " | ".join(cells)
+              + f" | {r['max_logit_diff']:.1e} |")
+    totals = {}
+    for w in names:
+        total = {k: sum(r["ways"][w][k]["wall_s"] for r in records) for k in ("cold", "warm")}
+        train = sum(r["ways"][w]["warm"]["train_s"] for r in records)
+        # Full GLUE: each task's warm seconds per training (and per eval) example times the real counts.
+        full = 0.0
+        for r in records:
+            real = synthetic.GLUE_SIZES[r["task"]]
+            n_eval = sum(v for k, v in real.items() if k.startswith("validation"))
+            t = r["ways"][w]["warm"]
+            full += t["train_s"] * real["train"] / r["train"] + t["eval_s"] * n_eval / r["eval"]
+        totals[w] = {"cold_s": total["cold"], "warm_s": total["warm"], "examples_per_s":
+                     sum(r["examples"] for r in records) / train, "full_glue_h": full / 3600}
+    print("\n| way | suite wall, cold (s) | suite wall, warm (s) | training examples/s (warm) | "
+          "projected full GLUE (h) | mean first metric over tasks |")
+    print("|---|---|---|---|---|---|")
+    for w in names:
+        t = totals[w]
+        metric = sum(r["ways"][w]["metric"] for r in records) / len(records)
+        print(f"| {w} | {t['cold_s']:.1f} | {t['warm_s']:.1f} | {t['examples_per_s']:,.1f} | "
+              f"{t['full_glue_h']:.2f} | {metric:.2f} |")
+    ratios = {}
+    for w, _ in ways:
+        for peer in ("ours, padded", "HF torch, padded"):
+            if w.startswith("ours, ") and w != "ours, padded" and peer in totals:
+                key = f"{w} vs {peer}"
+                ratios[key] = {k: totals[peer][k] / totals[w][k] for k in ("cold_s", "warm_s", "full_glue_h")}
+                ratios[key]["examples_per_s"] = totals[w]["examples_per_s"] / totals[peer]["examples_per_s"]
+                print(f"{key}: suite {ratios[key]['cold_s']:.2f}x cold, {ratios[key]['warm_s']:.2f}x warm; "
+                      f"training examples/s {ratios[key]['examples_per_s']:.2f}x; full GLUE projected "
+                      f"{ratios[key]['full_glue_h']:.2f}x")
+    print("\nsteps per padded length, and positions the dense layers computed per real token:")
+    for r in records:
+        print(f"  {r['task']}: " + "; ".join(
+            f"{w}: {b}, {r['positions'][w] / r['real_tokens']:.2f}" for w, b in r["bucket_steps"].items()))
+    if timing.load_note(monitor):
+        print(timing.load_note(monitor))
+    return {"records": records, "totals": totals, "ratios": ratios, "other_cpu_share": monitor.other_share}
 
 
 # ------------------------------------------------------------------ one gradient step, four ways

@@ -51,6 +51,16 @@ def get_config() -> ml_collections.ConfigDict:
     # How one step runs the seeds: 'vmap', 'map' (lax.map loop) or 'auto' (map on one CPU device,
     # where batching the seeds is slower; vmap elsewhere). Results are the same either way.
     c.seed_loop = "auto"
+    # Each batch is padded to the shortest of this many lengths up to max_length that holds its longest
+    # row (over all seeds of the step): 4 at length 128 gives 32, 64, 96 and 128. 1 pads every batch to
+    # max_length. The results do not depend on it, only the speed (one compiled step per length).
+    c.length_buckets = 4
+    # Training steps run the dense layers on the real tokens only (packed), attention at the bucket's
+    # length; False computes every padded position. Again the same results, only the speed differs.
+    c.pack_tokens = True
+    # Sparse checkpoints: keep every masked weight exactly 0 while fine-tuning (True), or let pruned
+    # weights regrow (False: how the original's sparse GLUE rows were fine-tuned, docs/original.md).
+    c.keep_masks = True
     c.tasks = ml_collections.ConfigDict()
     for name, (epochs, runs) in PROTOCOL.items():
         c.tasks[name] = ml_collections.ConfigDict(

@@ -12,6 +12,21 @@ whatever other seeds share the step:
     numpy default_rng([seed, epoch]), gathered on the host into [seeds, batch, length] arrays.
 So running seeds [0..9] together gives each seed the numbers it gets alone (tests check this).
 
+Length buckets: each step's batch is padded only to the shortest of a few lengths (`bucket_lengths`:
+32, 64, 96, 128 at max_length 128) that holds its longest row over all seeds, and jit compiles one
+step per bucket. Padding does not change what the model computes: padded keys are masked out,
+and dropout masks are laid out for max_length (BertConfig.dropout_layout_length), so a batch
+draws the same masks at any bucket and trains as it would padded to max_length (tests compare
+both). Packed tokens: the dense layers (embeddings, projections, feed-forward: most of
+the work) of a training step compute only its real tokens, packed into [seeds, T] rows (T: the
+most real tokens of any seed, rounded up to 8 per row), and attention
+moves them into the bucket's padded layout and back (jax_bert/model/packing.py); the bucket is
+then only attention's length, and the numbers are again those of the padded batch.
+Evaluation scores the examples shortest first, each batch at its own bucket. The step takes
+the learning rate as an input (computed on the host from the schedule), so its compiled code does
+not depend on a task's lr, epochs or step count, and tasks with the same label count and seed
+count reuse each other's compiled buckets.
+
 Protocol (the original's, docs/original.md; HF run_glue): AdamW, linear decay to 0 over epochs * ceil(N / batch) steps,
 no warm-up, gradient clipping 1.0, loss = cross-entropy, or MSE for one label (STS-B), as
 BertForSequenceClassification. The original names no weight decay, so the default is run_glue's
@@ -20,7 +35,8 @@ partial batch of an epoch is padded with zero-weight rows and the loss is the me
 
 Sparse checkpoints: every kernel / embedding with more than `sparse_threshold` exact zeros keeps
 its zero pattern as a mask; the params are masked after every update, so masked weights stay
-exactly 0. A seed whose loss turns non-finite is marked failed; under vmap the seeds never mix,
+exactly 0 (`use_masks=False`, the GLUE setting keep_masks, lets them regrow as the original's
+sparse rows did). A seed whose loss turns non-finite is marked failed; under vmap the seeds never mix,
 so the others train on unaffected and the failed one is only left out at the end.
 
 Memory: params and AdamW state are multiplied by the seed count. For BERT-base (110M params)
@@ -45,11 +61,12 @@ from jax.sharding import PartitionSpec as P
 import sparsity
 from glue import config as glue_config
 from jax_bert import model
-from jax_bert.model import BertConfig
+from jax_bert.model import BertConfig, packing
 from jax_bert.model.body import SPARSITY_NAME, body_sparsity  # noqa: F401 - the shared definition, used here
-from jax_bert.train import optim
+from jax_bert.train import optim, schedules
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+PACKING_KEYS = ("slot_token", "token_slot")  # a packed training batch's index arrays
 _HEAD_KEY, _DROPOUT_KEY = 0, 1  # fold_in tags: one per-seed stream for init, one for dropout
 SEED_AXIS = "seeds"
 SEED_LOOPS = ("auto", "vmap", "map")
@@ -123,12 +140,6 @@ class HParams:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if not 0.0 <= self.sparse_threshold < 1.0:
             raise ValueError(f"sparse_threshold must be in [0, 1), got {self.sparse_threshold}.")
-
-    def optimizer_config(self, total_steps: int) -> dict:
-        return dict(schedule="warmup_linear", learning_rate=float(self.learning_rate),
-                    warmup_steps=int(self.warmup_steps), total_steps=int(total_steps),
-                    weight_decay=float(self.weight_decay), clip=float(self.clip),
-                    b1=float(self.b1), b2=float(self.b2), eps=float(self.eps))
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -204,7 +215,7 @@ def _place(tree, sharding):
     return tree if sharding is None else jax.device_put(tree, sharding)
 
 
-# ------------------------------------------------------------------ the data order
+# ------------------------------------------------------------------ the data order and length buckets
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """This seed's permutation of the n training examples in this epoch."""
@@ -223,9 +234,127 @@ def batch_indices(orders: np.ndarray, step_in_epoch: int, batch_size: int):
     return rows, weights
 
 
-def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.ndarray) -> dict:
-    """Host-side numpy gather: {input_ids, attention_mask, token_type_ids, labels, weights}."""
-    batch = {k: np.asarray(data[k])[rows] for k in INPUT_KEYS + ("labels",)}
+def bucket_lengths(max_length: int, buckets: int) -> tuple[int, ...]:
+    """`buckets` evenly spaced padded lengths up to max_length, rounded up to multiples of 8
+    (128 and 4 buckets: 32, 64, 96, 128; 1 bucket: max_length only, every batch fully padded)."""
+    if buckets < 1:
+        raise ValueError(f"length_buckets must be >= 1, got {buckets}.")
+    return tuple(sorted({min(max_length, 8 * math.ceil(max_length * k / buckets / 8))
+                         for k in range(1, buckets + 1)}))
+
+
+def real_lengths(attention_mask: np.ndarray) -> np.ndarray:
+    """Positions up to and including each row's last real token (tokenize_task pads on the right)."""
+    mask = np.asarray(attention_mask) != 0
+    return np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
+
+
+def bucket_for(lengths: np.ndarray, buckets: Sequence[int]) -> int:
+    """The shortest bucket that holds every one of `lengths` (rows of one step, all seeds)."""
+    longest = int(np.max(lengths, initial=1))
+    i = int(np.searchsorted(buckets, longest))
+    if i == len(buckets):
+        raise ValueError(f"a row has {longest} positions, more than the longest bucket {buckets[-1]}.")
+    return int(buckets[i])
+
+
+def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.ndarray,
+                 length: int | None = None) -> dict:
+    """Host-side numpy gather: {input_ids, attention_mask, token_type_ids, labels, weights}, the
+    inputs cut to their first `length` positions (None: all of them)."""
+    cols = slice(None) if length is None else slice(0, length)
+    batch = {k: np.asarray(data[k])[rows, cols] for k in INPUT_KEYS}
+    batch["labels"] = np.asarray(data["labels"])[rows]
+    batch["weights"] = weights
+    return batch
+
+
+def token_budget(tokens: int, batch_size: int, length: int) -> int:
+    """The packed token count of a step: `tokens` rounded up to a multiple of 8 per row (256 at batch
+    32), at most batch_size x length."""
+    unit = 8 * batch_size
+    return min(batch_size * length, unit * math.ceil(tokens / unit))
+
+
+def _packed_lengths(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+    """Real tokens of each row [S, B] in a packed batch: rows of weight 0 (the last batch's filling)
+    keep only their first token, since nothing reads their logits."""
+    real = np.minimum(lengths[rows], length)
+    real[weights == 0] = 1
+    return real
+
+
+def step_shape(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, buckets: Sequence[int],
+               pack_tokens: bool) -> tuple[int, int]:
+    """(bucket, tokens) a step needs: the bucket of its longest real row over all seeds, and the packed
+    token budget of the seed with the most real tokens (batch x bucket when not packing)."""
+    length = bucket_for(lengths[rows[weights > 0]], buckets)
+    if not pack_tokens:
+        return length, rows.shape[1] * length
+    real = _packed_lengths(lengths, rows, weights, length)
+    return length, token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
+
+
+def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64) -> dict:
+    """{needed shape: the shape it runs at}. Every distinct (bucket, tokens) shape is one compilation
+    (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the
+    steps need runs at a larger one (padding more changes no result), rarest first:
+      1. the cheapest shape that holds it (bucket and tokens at least as large) among the other needed
+         shapes and those `compiled` before, when there is one;
+      2. else the smallest shape holding it and another needed shape, when running both there wastes
+         no more tokens than `few` steps of that shape hold."""
+    counts = {}
+    for need in needs:
+        counts[need] = counts.get(need, 0) + 1
+    kept, plan = set(counts) | set(compiled), {}
+
+    def merge(partners, target):
+        kept.add(target)
+        for k in partners:
+            kept.discard(k)
+            plan[k] = target
+            counts[target] = counts.get(target, 0) + counts[k]
+
+    def rare_shapes():  # each still rare when its turn comes (merges add to their targets' counts)
+        for k in sorted(counts, key=lambda k: (counts[k], k)):
+            if k not in plan and counts[k] < max(few, rare * len(needs)):
+                yield k
+
+    for shape in list(rare_shapes()):
+        holders = [k for k in kept if k != shape and k[0] >= shape[0] and k[1] >= shape[1]]
+        if holders and counts[shape] < max(few, rare * len(needs)):
+            merge([shape], min(holders, key=lambda k: (k[1], k[0])))
+    for shape in list(rare_shapes()):
+        if shape in plan or shape in compiled or counts[shape] >= max(few, rare * len(needs)):
+            continue  # (a shape compiled before costs nothing more)
+        joint = {other: (max(shape[0], other[0]), max(shape[1], other[1])) for other in kept
+                 if other != shape and other in counts and other not in plan and other not in compiled}
+        waste = {other: sum(counts[k] * (new[1] - k[1]) for k in (shape, other)) for other, new in joint.items()}
+        fits = [other for other in joint if waste[other] <= few * joint[other][1]]
+        if fits:
+            other = min(fits, key=lambda k: (waste[k], joint[k]))
+            merge([shape, other], joint[other])
+    for shape in counts:  # follow merges of merged shapes to the end
+        while plan.get(shape, shape) in plan and plan[plan[shape]] != plan[shape]:
+            plan[shape] = plan[plan[shape]]
+    return {need: plan.get(need, need) for need in set(needs)}
+
+
+def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray,
+               length: int, tokens: int) -> dict:
+    """The step's batch as packed tokens (jax_bert/model/packing.py): input_ids and token_type_ids
+    [S, tokens], their index arrays slot_token [S, B, length] and token_slot [S, tokens], labels,
+    weights. lengths: real tokens of every example of `data`; tokens: one budget for all seeds."""
+    real = _packed_lengths(lengths, rows, weights, length)
+    out = {k: [] for k in ("input_ids", "token_type_ids", "slot_token", "token_slot")}
+    for s in range(len(rows)):
+        slot_token, token_slot = packing.pack_indices(real[s], length, tokens)
+        out["slot_token"].append(slot_token)
+        out["token_slot"].append(token_slot)
+        for k in ("input_ids", "token_type_ids"):
+            out[k].append(packing.packed_values(np.asarray(data[k])[rows[s], :length], token_slot))
+    batch = {k: np.stack(v) for k, v in out.items()}
+    batch["labels"] = np.asarray(data["labels"])[rows]
     batch["weights"] = weights
     return batch
 
@@ -243,36 +372,85 @@ def weighted_loss(logits, labels, weights):
     return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-@functools.lru_cache(maxsize=16)
-def _optimizer(hp: HParams, steps: int) -> optax.GradientTransformation:
-    return optim.make_optimizer(hp.optimizer_config(steps))
+def learning_rates(hp: HParams, steps: int) -> np.ndarray:
+    """float32 [steps]: the learning rate of every step (linear warm-up, then linear decay to 0),
+    computed on the host in float64 as torch's scheduler does, then rounded as torch rounds it."""
+    schedule = schedules.warmup_linear(hp.learning_rate, hp.warmup_steps, steps)
+    return np.asarray(schedule(np.arange(steps)), np.float32)
+
+
+def member_learning_rates(member_hps: Sequence[HParams], steps_per_epoch: int) -> np.ndarray:
+    """float32 [steps, members]: each member's own schedule (`learning_rates` over its epochs), 0 after
+    its last step; steps = the most of any member."""
+    lengths = [m.epochs * steps_per_epoch for m in member_hps]
+    table = np.zeros((max(lengths), len(member_hps)), np.float32)
+    for i, (m, n) in enumerate(zip(member_hps, lengths)):
+        table[:n, i] = learning_rates(m, n)
+    return table
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: BertConfig, hp: HParams, steps: int, seed_loop: str):
-    """The jitted step over all seeds (cached, so sequential single-seed runs compile once)."""
-    optimizer = _optimizer(hp, steps)
+def _optimizer(hp: HParams) -> optax.GradientTransformation:
+    """Clip + AdamW at learning rate 1: the step scales the update by each step's learning rate (an
+    input), so one compiled step serves every task and step count (AdamW's update, decoupled decay
+    included, is linear in the lr). The task's lr, warm-up, epochs and batch size are not part of it."""
+    return optim.make_optimizer(dict(schedule="constant", learning_rate=1.0, weight_decay=float(hp.weight_decay),
+                                     clip=float(hp.clip), b1=float(hp.b1), b2=float(hp.b2), eps=float(hp.eps)))
 
-    def one_seed(params, opt_state, batch, seed, step, masks, lr_scale):
+
+def _optimizer_key(hp: HParams) -> HParams:
+    """hp with every field the optimizer does not depend on set to a fixed value: the cache key of the
+    compiled steps, so tasks that differ only in those share them."""
+    return dataclasses.replace(hp, learning_rate=1.0, batch_size=1, epochs=1, warmup_steps=0,
+                               eval_batch_size=1, sparse_threshold=0.0)
+
+
+# The (bucket, tokens) shapes each cached train step has been planned for in this process (plan_shapes
+# reuses them), keyed by (step function, seeds, batch size, packed, sharding).
+_COMPILED_SHAPES: dict = {}
+
+
+@functools.lru_cache(maxsize=16)
+def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False):
+    """The jitted step over all seeds (cached; jit compiles it once per batch shape, i.e. per bucket).
+
+    gated: the step takes `active` [S] (bool) and the previous losses [S]; a member that is not active
+    (its steps are done) keeps its params and optimizer state exactly and reports its last loss. Only
+    runs whose members have different step counts use it, so the plain step stays as it was."""
+    optimizer = _optimizer(opt_hp)
+
+    def one_seed(params, opt_state, batch, seed, step, masks, lr, active=None, last_loss=None):
         dropout = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _DROPOUT_KEY), step)
 
+        # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
+        packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
+
         def loss_fn(p):
-            logits = model.apply(config, p, *(batch[k] for k in INPUT_KEYS), head="classifier",
-                                 dropout_rng=dropout)
+            logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
+                                 batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
             return weighted_loss(logits, batch["labels"], batch["weights"])
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        # AdamW's update is linear in the lr (decoupled decay included), so scaling it is a
-        # per-seed learning rate (lr sweeps in one vmap; the NaN test uses it).
-        updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
-        params = sparsity.apply_masks(optax.apply_updates(params, updates), masks)
-        return params, opt_state, loss
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        # The optimizer runs at lr 1; this seed's lr (the schedule's, times its lr_scale) scales it.
+        updates = jax.tree.map(lambda u: u * lr.astype(u.dtype), updates)
+        new_params = sparsity.apply_masks(optax.apply_updates(params, updates), masks)
+        if active is None:
+            return new_params, new_opt_state, loss
+        keep = functools.partial(jnp.where, active)  # a finished member: everything as it was
+        return (jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state),
+                keep(loss, last_loss))
 
-    def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr_scale):
-        params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
-            params, opt_state, batch, seeds, step, masks, lr_scale)
-        return params, opt_state, bad | ~jnp.isfinite(loss), loss
+    if gated:
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, active, last_loss):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, 0, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, active, last_loss)
+            return params, opt_state, bad | (active & ~jnp.isfinite(loss)), loss
+    else:
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr)
+            return params, opt_state, bad | ~jnp.isfinite(loss), loss
 
     # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
     donate = () if jax.default_backend() == "cpu" else (0, 1, 2)
@@ -280,8 +458,8 @@ def _train_step(config: BertConfig, hp: HParams, steps: int, seed_loop: str):
 
 
 @functools.lru_cache(maxsize=16)
-def _init_fns(config: BertConfig, hp: HParams, steps: int):
-    optimizer = _optimizer(hp, steps)
+def _init_fns(config: BertConfig, opt_hp: HParams):
+    optimizer = _optimizer(opt_hp)
     params_fn = jax.jit(jax.vmap(functools.partial(_one_seed_params, config), in_axes=(None, 0)))
     return params_fn, jax.jit(jax.vmap(optimizer.init))
 
@@ -295,29 +473,40 @@ def _predict_step(config: BertConfig, seed_loop: str):
     return jax.jit(fn)
 
 
-def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, steps: int,
-               sharding=None):
+def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None):
     """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key."""
-    params_fn, opt_init = _init_fns(config, hp, steps)
+    params_fn, opt_init = _init_fns(config, _optimizer_key(hp))
     params = _place(params_fn(base, jnp.asarray(seeds, jnp.int32)), sharding)
     return params, _place(opt_init(params), sharding)
 
 
 def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_size: int = 128,
-            sharding=None, seed_loop: str = "auto") -> np.ndarray:
-    """Logits [S, N, num_labels] of every example: the last batch is padded, then cut off."""
-    n = len(data["input_ids"])
+            sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None) -> np.ndarray:
+    """Logits [S, N, num_labels] of every example, in the data's order.
+
+    The examples are scored shortest first, so each batch is padded only to the bucket of its longest
+    row (`buckets`; None: every batch at the data's full width); the last batch is filled with
+    copies of its first row, whose logits are dropped. Every batch is dispatched before any result
+    is read, so the host prepares the next batch while the device computes."""
+    n, width = np.shape(data["input_ids"])
     fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding))
-    out = []
+    lengths = real_lengths(data["attention_mask"])
+    order = np.argsort(lengths, kind="stable")
+    buckets = (width,) if buckets is None else tuple(buckets)
+    pending = []
     for lo in range(0, n, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, n))
-        padded = np.concatenate([rows, np.zeros(batch_size - len(rows), rows.dtype)])
-        batch = {k: np.asarray(data[k])[padded] for k in INPUT_KEYS}
-        out.append(np.asarray(fn(params, batch))[:, :len(rows)])
-    logits = (np.concatenate(out, axis=1) if out
-              else np.zeros((jax.tree.leaves(params)[0].shape[0], 0, config.num_labels)))
-    if logits.shape[1] != n:  # every example scored once, none dropped
-        raise AssertionError(f"scored {logits.shape[1]} examples, the split has {n}.")
+        rows = order[lo:lo + batch_size]
+        length = bucket_for(lengths[rows], buckets)
+        padded = np.concatenate([rows, np.full(batch_size - len(rows), rows[0], rows.dtype)])
+        batch = {k: np.asarray(data[k])[padded, :length] for k in INPUT_KEYS}
+        pending.append((rows, fn(params, batch)))
+    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n, config.num_labels), np.float32)
+    scored = np.zeros(n, bool)
+    for rows, out in pending:
+        logits[:, rows] = np.asarray(jax.device_get(out))[:, :len(rows)]
+        scored[rows] = True
+    if not scored.all():  # every example scored once, none dropped
+        raise AssertionError(f"scored {int(scored.sum())} examples, the split has {n}.")
     return logits
 
 
@@ -336,7 +525,11 @@ class SeedRuns:
     sparsity: np.ndarray  # [S] percent zeros of the fine-tuned BERT body
     steps: int
     masked_tensors: int
-    train_seconds: float
+    train_seconds: float  # initialisation and every step, compilation included
+    eval_seconds: float  # scoring every eval split
+    bucket_steps: dict[int, int] = dataclasses.field(default_factory=dict)  # padded length -> steps
+    positions: int = 0  # positions the dense layers computed per seed over all steps (padding included)
+    real_tokens: int = 0  # real tokens among them
     params: dict | None = None  # final params with the seed axis, when keep_params=True
 
 
@@ -357,7 +550,9 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              evals: Mapping[str, Mapping[str, np.ndarray]], seeds: Sequence[int],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
-             keep_params: bool = False, seed_loop: str = "auto") -> SeedRuns:
+             keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
+             pack_tokens: bool = True, shape_min_steps: int = 64,
+             member_hps: Sequence[HParams] | None = None) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -365,23 +560,54 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     every example of which is scored (validation and test splits alike).
     num_labels: the task's label count (default config.num_labels); 1 = regression.
     lr_scale: optional [S] multipliers of the learning rate, one per seed.
+    use_masks: keep the zeros of a sparse checkpoint (see the module docstring); False lets them regrow.
     progress: None, or a callable(steps_done, loss_mean, n_ok) called every `log_every` steps.
     sharding: 'auto' splits the seed axis over the devices when their count divides it.
     seed_loop: 'vmap', 'map' or 'auto' (see `resolve_seed_loop`); every choice gives each seed the
     numbers it gets alone.
+    length_buckets: each batch is padded to the shortest of this many lengths up to the data's width
+    (`bucket_lengths`) that holds its longest row over all seeds; 1 pads every batch to the full width.
+    The results do not depend on it (dropout masks are laid out for the full width).
+    pack_tokens: the dense layers compute only the real tokens of each training step (packed, see
+    jax_bert/model/packing.py), attention each example's bucket; again the results do not change.
+    shape_min_steps: a step shape (bucket, tokens) fewer steps need runs at a larger one (`plan_shapes`).
+    member_hps: one HParams per entry of `seeds` (a hyper-parameter search: glue/search.py): each member
+    trains with its own learning rate, warm-up and epochs (its own schedule, `member_learning_rates`),
+    and seeds may repeat; the optimizer's other settings and the batch size must be hp's. The run lasts
+    the most steps of any member; a member whose steps are done gets no more updates (its params and
+    optimizer state stay exactly as they were), so every member ends as it would alone. `errors` is
+    then keyed by member index.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("finetune needs at least one seed.")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}.")
-    config = config.replace(num_labels=int(num_labels or config.num_labels))
-    _check_data(train, "train", config.num_labels, True)
+    by_member = member_hps is not None
+    if not by_member:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}.")
+        member_hps = [hp] * len(seeds)
+    else:
+        member_hps = list(member_hps)
+        if len(member_hps) != len(seeds):
+            raise ValueError(f"member_hps needs one HParams per seed ({len(seeds)}), got {len(member_hps)}.")
+        other = [m for m in member_hps if _optimizer_key(m) != _optimizer_key(hp) or m.batch_size != hp.batch_size]
+        if other:
+            raise ValueError(f"members may differ in learning_rate, warmup_steps and epochs only; {other[0]} "
+                             f"differs from {hp} in another field.")
+    _check_data(train, "train", int(num_labels or config.num_labels), True)
     for split, d in evals.items():
-        _check_data(d, split, config.num_labels, False)
-    n_seeds, n_train = len(seeds), len(train["input_ids"])
+        _check_data(d, split, int(num_labels or config.num_labels), False)
+    n_seeds, (n_train, width) = len(seeds), np.shape(train["input_ids"])
+    wrong = {split: np.shape(d["input_ids"])[1] for split, d in evals.items() if np.shape(d["input_ids"])[1] != width}
+    if wrong:
+        raise ValueError(f"every split must be tokenized to the same max_length; train has {width}, {wrong}.")
+    # Dropout masks are laid out for the full width, so a batch trains the same at any bucket.
+    config = config.replace(num_labels=int(num_labels or config.num_labels), dropout_layout_length=width)
+    buckets = bucket_lengths(width, int(length_buckets))
     spe = steps_per_epoch(n_train, hp.batch_size)
-    steps = hp.epochs * spe
+    member_steps = np.asarray([m.epochs * spe for m in member_hps])
+    steps, epochs = int(member_steps.max()), max(m.epochs for m in member_hps)
+    gated = bool((member_steps < steps).any())  # some member stops before the others
     base = base_params(params)
     flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
     masks = masks_tree(config, base, flat_masks)
@@ -393,53 +619,77 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     scale = np.ones(n_seeds, np.float32) if lr_scale is None else np.asarray(lr_scale, np.float32)
     if scale.shape != (n_seeds,):
         raise ValueError(f"lr_scale must have one value per seed ({n_seeds}), got {scale.shape}.")
+    lrs = member_learning_rates(member_hps, spe)  # [steps, S], 0 after a member's end
+    train_lengths = real_lengths(train["attention_mask"])
 
     t0 = time.perf_counter()
-    state_params, opt_state = init_seeds(config, base, seeds, hp, steps, sharding)
-    step_fn = _train_step(config, hp, steps, seed_loop)
+    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding)
+    step_fn = _train_step(config, _optimizer_key(hp), seed_loop, gated)
+    # The data order is known in advance, so the shapes of all steps are planned before the first.
+    orders = []
+    for epoch in range(epochs):  # members of one seed share its order
+        by_seed = {s: epoch_order(n_train, s, epoch) for s in set(seeds)}
+        orders.append(np.stack([by_seed[s] for s in seeds]))
+
+    def step_rows(step):  # a finished member's rows get weight 0: they cost one token each
+        rows, weights = batch_indices(orders[step // spe], step % spe, hp.batch_size)
+        return rows, weights * (step < member_steps)[:, None].astype(np.float32)
+
+    needs = [step_shape(train_lengths, *step_rows(step), buckets, pack_tokens) for step in range(steps)]
+    compiled = _COMPILED_SHAPES.setdefault((step_fn, n_seeds, hp.batch_size, pack_tokens, sharding), set())
+    plan = plan_shapes(needs, compiled, few=shape_min_steps)
+    compiled.update(plan.values())
     seed_arr = _place(jnp.asarray(seeds, jnp.int32), sharding)
-    scale = _place(jnp.asarray(scale), sharding)
     bad = _place(jnp.zeros(n_seeds, bool), sharding)
-    first_bad = {}
-    loss_log = []
-    loss = None
+    first_bad, loss_log, bucket_steps, positions = {}, [], {}, 0
+    loss = _place(jnp.zeros(n_seeds, jnp.float32), sharding)
     for step in range(steps):
-        epoch, within = divmod(step, spe)
-        if within == 0:
-            orders = np.stack([epoch_order(n_train, s, epoch) for s in seeds])
-        rows, weights = batch_indices(orders, within, hp.batch_size)
-        batch = _place(gather_batch(train, rows, weights), sharding)
+        rows, weights = step_rows(step)
+        # The seeds of a step share its shape: bucket and token budget (planned above).
+        length, tokens = plan[needs[step]]
+        bucket_steps[length] = bucket_steps.get(length, 0) + 1
+        positions += tokens
+        if pack_tokens:
+            batch = pack_batch(train, train_lengths, rows, weights, length, tokens)
+        else:
+            batch = gather_batch(train, rows, weights, length)
+        batch = _place(batch, sharding)
+        gate = (_place(step < member_steps, sharding), loss) if gated else ()
         state_params, opt_state, bad, loss = step_fn(
-            state_params, opt_state, bad, batch, seed_arr, jnp.asarray(step, jnp.int32), masks,
-            scale)
+            state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
+            _place(lrs[step] * scale, sharding), *gate)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             # The only host sync of the loop: a loss for the log / progress bar.
             host_loss, host_bad = jax.device_get((loss, bad))
             loss_log.append((step + 1, host_loss))
             for i in np.flatnonzero(host_bad):
-                first_bad.setdefault(seeds[i], step + 1)
+                first_bad.setdefault(i, step + 1)
             if progress is not None:
                 ok = np.isfinite(host_loss)
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
                          int((~host_bad).sum()))
-    logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop)
+    train_seconds = time.perf_counter() - t0  # the last step's loss was read: training is done
+    logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets)
               for split, d in evals.items()}
+    eval_seconds = time.perf_counter() - t0 - train_seconds
     failed = np.asarray(jax.device_get(bad)).copy()
     errors = {}
     for i, s in enumerate(seeds):
+        key = i if by_member else s
         nonfinite_out = any(not np.all(np.isfinite(x[i])) for x in logits.values())
         if failed[i]:
-            errors[s] = (f"training loss became non-finite (nan/inf) by step {first_bad[s]} of "
-                         f"{steps}; the run diverged")
+            errors[key] = (f"training loss became non-finite (nan/inf) by step {first_bad[i]} of "
+                           f"{member_steps[i]}; the run diverged")
         elif nonfinite_out:
             failed[i] = True
-            errors[s] = "predictions are non-finite (nan/inf); the run diverged"
-    seconds = time.perf_counter() - t0
+            errors[key] = "predictions are non-finite (nan/inf); the run diverged"
     return SeedRuns(
         seeds=seeds, failed=failed, errors=errors, logits=logits,
         final_loss=np.asarray(jax.device_get(loss)), loss_log=loss_log,
         sparsity=body_sparsity(state_params, seed_axis=True), steps=steps,
-        masked_tensors=len(flat_masks), train_seconds=seconds,
+        masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
+        positions=positions, real_tokens=int(train_lengths.sum()) * epochs,
+        bucket_steps=dict(sorted(bucket_steps.items())),
         params=state_params if keep_params else None)
 
 

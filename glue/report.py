@@ -3,10 +3,14 @@
 One output directory holds one model's `results.json`:
     {"format_version": 1, "model": "bert_100k",
      "extras": {"perplexity": 8.619, "eval_loss": 2.154, "sparsity": 79.58},
+     "settings": {"keep_masks": true},
      "runs": {"cola": [{"seed": 0, "status": "ok", "metrics": {"matthews_correlation": 39.56}},
                        {"seed": 1, "status": "failed", "error": "loss became nan"}], ...}}
-Metrics are percentages (glue.metrics). nan metrics are stored as null (strict JSON) and read
-back as nan. Files are replaced atomically, so a crash leaves the old or the new file, never half.
+`settings` are the fine-tuning settings the table must show: keep_masks (a sparse checkpoint's zeros
+kept while fine-tuning, or free to regrow as in the original's sparse rows); a file without it was
+written before the setting existed, when masks were always kept. Metrics are percentages
+(glue.metrics). nan metrics are stored as null (strict JSON) and read back as nan. Files are
+replaced atomically, so a crash leaves the old or the new file, never half.
 
 Table rules: per task the reported run is the ok run with the highest first metric (nan sorts
 lowest; ties go to the lower seed); all of that run's metrics are shown ("88.85/84.07"); a task's
@@ -33,13 +37,21 @@ FORMAT_VERSION = 1
 # Optional model-level columns, in table order: key in "extras" -> (header, decimals).
 EXTRA_COLUMNS = {"sparsity": ("sparsity", 2), "perplexity": ("perplexity", 3),
                  "eval_loss": ("eval loss", 3)}
+# Fine-tuning settings recorded per model, and what a file from before a setting existed means.
+SETTINGS_BEFORE = {"keep_masks": True}
 
 
 # ---------------------------------------------------------------- results files
 
-def new_results(model: str, extras: Mapping[str, float] | None = None) -> dict:
+def new_results(model: str, extras: Mapping[str, float] | None = None,
+                settings: Mapping[str, bool] | None = None) -> dict:
     return {"format_version": FORMAT_VERSION, "model": str(model),
-            "extras": dict(extras or {}), "runs": {}}
+            "extras": dict(extras or {}), "settings": dict(settings or {}), "runs": {}}
+
+
+def settings_of(results: dict) -> dict:
+    """The fine-tuning settings of a results dict (those missing from an older file: SETTINGS_BEFORE)."""
+    return SETTINGS_BEFORE | dict(results.get("settings") or {})
 
 
 def add_run(results: dict, task: str, seed: int, metrics: Mapping[str, float] | None = None,
@@ -134,6 +146,24 @@ def set_extras(out_dir, model: str | None = None, **extras: float) -> dict:
     return results
 
 
+def set_settings(out_dir, model: str | None = None, **settings: bool) -> dict:
+    """Record the fine-tuning settings in out_dir/results.json; refuses (ValueError) to mix runs of
+    different settings in one file, since the table shows one value per model."""
+    unknown = [k for k in settings if k not in SETTINGS_BEFORE]
+    if unknown:
+        raise ValueError(f"Unknown settings {unknown}; known: {list(SETTINGS_BEFORE)}.")
+    path = _results_path(out_dir)
+    results = load_results(path) if path.is_file() else new_results(model or Path(out_dir).name)
+    have = settings_of(results)
+    clash = {k: have[k] for k, v in settings.items() if results["runs"] and have[k] != bool(v)}
+    if clash:
+        raise ValueError(f"{path} holds runs fine-tuned with " + ", ".join(f"{k}={v}" for k, v in clash.items())
+                         + "; fine-tune with other settings into another --out directory.")
+    results["settings"] = have | {k: bool(v) for k, v in settings.items()}
+    save_results(out_dir, results)
+    return results
+
+
 # ---------------------------------------------------------------- summaries
 
 def _ok_runs(results: dict, task: str) -> list[dict]:
@@ -164,7 +194,8 @@ def summarize(results: dict) -> dict:
         tasks[name] = {"seed": run["seed"], "metrics": dict(run["metrics"]),
                        "score": float(np.mean(metrics)), "n_ok": len(_ok_runs(results, name)),
                        "n_failed": len(runs) - len(_ok_runs(results, name))}
-    row = {"model": results["model"], "tasks": tasks, "extras": dict(results.get("extras", {}))}
+    row = {"model": results["model"], "tasks": tasks, "extras": dict(results.get("extras", {})),
+           "settings": settings_of(results)}
     for key, group in (("average_bert", BERT_AVERAGE_TASKS), ("average_glue", TASK_NAMES)):
         present = [t for t in group if t in tasks]
         row[key] = float(np.mean([tasks[t]["score"] for t in present])) if present else math.nan
@@ -184,7 +215,7 @@ def format_table(rows: Sequence[dict], decimals: int = 2) -> str:
     """Markdown table in the original's format from `summarize` rows, with notes on missing tasks."""
     extras = _extra_keys(rows)
     header = (["model", "average_bert", "average_glue"] + list(TABLE_ORDER)
-              + [EXTRA_COLUMNS[k][0] for k in extras])
+              + [EXTRA_COLUMNS[k][0] for k in extras] + ["sparse masks"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for r in rows:
@@ -195,6 +226,7 @@ def format_table(rows: Sequence[dict], decimals: int = 2) -> str:
                 _num(info["metrics"][m], decimals) for m in get_task(t).metric_names))
         cells += [_num(r["extras"][k], EXTRA_COLUMNS[k][1]) if k in r["extras"] else ""
                   for k in extras]
+        cells.append(_masks_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
         for key in ("bert", "glue"):
             if r[f"missing_{key}"]:
@@ -205,6 +237,11 @@ def format_table(rows: Sequence[dict], decimals: int = 2) -> str:
             notes.append(f"{r['model']}: failed (diverged) runs left out: "
                          + ", ".join(f"{t} {n}" for t, n in failed.items()) + ".")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _masks_cell(row: dict) -> str:
+    """How a sparse checkpoint's zeros were fine-tuned: 'kept' (exactly 0 throughout) or 'may regrow'."""
+    return "kept" if row.get("settings", SETTINGS_BEFORE)["keep_masks"] else "may regrow"
 
 
 def seed_statistics(results: dict) -> dict:
@@ -249,13 +286,14 @@ def csv_text(rows: Sequence[dict]) -> str:
     fields = ["model", "average_bert", "average_glue"]
     for t in TABLE_ORDER:
         fields += [f"{t}_{m}" for m in get_task(t).metric_names] + [f"{t}_seed"]
-    fields += extras + ["missing"]
+    fields += extras + ["keep_masks", "missing"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
         rec = {"model": r["model"], "average_bert": r["average_bert"],
-               "average_glue": r["average_glue"], "missing": " ".join(r["missing_glue"])}
+               "average_glue": r["average_glue"], "missing": " ".join(r["missing_glue"]),
+               "keep_masks": r.get("settings", SETTINGS_BEFORE)["keep_masks"]}
         for t, info in r["tasks"].items():
             rec.update({f"{t}_{m}": v for m, v in info["metrics"].items()})
             rec[f"{t}_seed"] = info["seed"]

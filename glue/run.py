@@ -31,6 +31,8 @@ Outputs in --out (each replaced atomically after every task, so a later failure 
     submission/*.tsv                  GLUE benchmark files of the best seed (--test_predictions)
     errors/TASK.txt                   the traceback of a task that failed
     glue_config.json                  the config and each task's resolved settings
+    hparams/TASK.json                 with --search: the chosen values and every member's score (glue/search.py)
+    hparams_used.json                 the searched values (--search or --hparams) each task's runs used
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ from typing import Sequence
 
 from glue import config as glue_config
 from glue import data as glue_data
-from glue import finetune, metrics, report
+from glue import finetune, metrics, report, search_config
+from glue import search as hp_search
 from glue.tasks import get_task, parse_tasks
 from jax_bert import files
 
@@ -128,12 +131,15 @@ def _write_predictions(path: Path, idx, preds, labels, regression: bool) -> None
 
 
 def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir, out: Path,
-             model: str, seeds: int | None, test_predictions: bool, progress: bool = True) -> dict:
+             model: str, seeds: int | None, test_predictions: bool, progress: bool = True,
+             chosen: dict | None = None, dataset: dict | None = None) -> dict:
     """Fine-tune every seed of one task, record each seed in out/, write submissions. Returns
-    {"seeds", "ok", "failed", "scored": {split: n}}."""
+    {"seeds", "ok", "failed", "scored": {split: n}}. chosen: a search's learning_rate, warmup_ratio
+    and epochs (glue.search.read_hparams), replacing the config's; dataset: the task's, if loaded."""
     task = get_task(task_name)
     hp, max_length, seed_list = task_settings(config, task.name, seeds)
-    dataset = glue_data.load_task(task, data_dir)
+    if dataset is None:
+        dataset = glue_data.load_task(task, data_dir)
     if test_predictions:
         missing = [s for s in task.test_splits if s not in dataset]
         if missing:
@@ -143,6 +149,8 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
     eval_splits = list(task.validation_splits) + (list(task.test_splits) if test_predictions else [])
     train = glue_data.tokenize_task(dataset["train"], task, tokenizer, max_length)
     evals = {s: glue_data.tokenize_task(dataset[s], task, tokenizer, max_length) for s in eval_splits}
+    if chosen is not None:
+        hp = hp_search.apply(hp, chosen, len(train["input_ids"]))
 
     steps = finetune.total_steps(len(train["input_ids"]), hp)
     from tqdm.auto import tqdm
@@ -157,7 +165,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
     try:
         runs = finetune.finetune(bert_config, params, train, evals, seed_list, hp,
                                  num_labels=task.num_labels, progress=on_progress,
-                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop))
+                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop),
+                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
+                                 use_masks=bool(config.keep_masks))
     finally:
         bar.close()
 
@@ -171,7 +181,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
                 "final_train_loss": _json_number(runs.final_loss[i]), "sparsity": float(runs.sparsity[i]),
                 "steps": runs.steps, "masked_tensors": runs.masked_tensors,
-                "task_train_seconds": runs.train_seconds, "hparams": vars(hp) | {"max_length": max_length}}
+                "task_train_seconds": runs.train_seconds,
+                "task_eval_seconds": runs.eval_seconds, "bucket_steps": runs.bucket_steps,
+                "hparams": vars(hp) | {"max_length": max_length}}
         if runs.failed[i]:
             report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
             info.update(status="failed", error=runs.errors[seed])
@@ -204,9 +216,15 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
             "scored": scored}
 
 
+CHOSEN_FILE = "hparams_used.json"  # {task: the searched values its runs used}
+
+
 def write_tables(out: Path, scored: dict | None = None) -> str:
     """results.md and results.csv in `out` from its results.json; returns the markdown."""
     text = report.build_report([out], csv_path=out / "results.csv")
+    if (out / CHOSEN_FILE).is_file():
+        with open(out / CHOSEN_FILE) as f:
+            text += hp_search.summary_table(json.load(f))
     if scored:
         text += "\nValidation examples scored (every one, per seed):\n\n" + "".join(
             f"- {t}: " + ", ".join(f"{s} {n}" for s, n in splits.items()) + "\n"
@@ -217,6 +235,21 @@ def write_tables(out: Path, scored: dict | None = None) -> str:
 
 # ------------------------------------------------------------------ the job
 
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def _has_runs(out: Path, task: str, n_seeds: int) -> bool:
+    """results.json in `out` holds seeds 0..n_seeds-1 of `task` (ok or failed)."""
+    if not (out / report.RESULTS_FILE).is_file():
+        return False
+    runs = report.load_results(out).get("runs", {}).get(task, [])
+    return {r["seed"] for r in runs} >= set(range(n_seeds))
+
 def _fail(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 2
@@ -226,10 +259,14 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
          tasks: str | Sequence[str] = "all", data_dir: str | None = None,
          out: str | os.PathLike | Sequence[str] | None = None, model_name: str | None = None,
          test_predictions: bool = False, report_only: bool = False, csv: str | None = None,
-         progress: bool = True) -> int:
+         progress: bool = True, search=None, hparams: str | None = None) -> int:
     """Fine-tunes `checkpoint` on `tasks` with `config` (a glue.config ConfigDict) into `out`, or with
     report_only rebuilds the tables of the `out` directories. Returns the exit status: 0 ok, 1 a task
-    failed, 2 bad input (reported as one line `error: ...` on stderr, before any task runs)."""
+    failed, 2 bad input (reported as one line `error: ...` on stderr, before any task runs).
+
+    search: a glue.search_config ConfigDict: each task's hyper-parameters are searched first
+    (glue/search.py), then the chosen ones run as below. hparams: a search's hparams file or directory,
+    whose values replace the config's for the tasks it has."""
     outs = [out] if isinstance(out, (str, os.PathLike)) else list(out or [])
     if report_only:
         if not outs:
@@ -248,9 +285,15 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
             raise ValueError("give one --out DIR for fine-tuning (several only with --report_only).")
         task_names = parse_tasks(tasks if isinstance(tasks, str) else ",".join(tasks))
         glue_config.validate(config)
+        if search is not None and hparams is not None:
+            raise ValueError("give --search (choose hyper-parameters) or --hparams (use chosen ones), not both.")
+        if search is not None:
+            search_config.validate(search)
+        chosen = {} if hparams is None else hp_search.read_hparams(hparams, task_names)
         # Bad settings fail now, not after hours of other tasks.
         settings = {name: task_settings(config, name, seeds) for name in task_names}
         finetune.resolve_seed_loop(str(config.seed_loop), None)  # an unknown value fails now too
+        finetune.bucket_lengths(128, int(config.length_buckets))  # so does a bucket count below 1
         if data_dir is not None and not os.path.isdir(data_dir):
             raise ValueError(f"--data_dir {data_dir} is not a directory.")
         bert_config, params, tokenizer, extras, name = load_checkpoint(
@@ -262,6 +305,10 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
     model = model_name or name
     out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # an --out holding runs of the other keep_masks setting is refused before any task
+        report.set_settings(out_dir, model=model, keep_masks=bool(config.keep_masks))
+    except ValueError as e:
+        return _fail(str(e))
     files.atomic_write_json(out_dir / "glue_config.json", {
         "checkpoint": str(checkpoint), "tasks": list(task_names), "seeds": seeds, "data_dir": data_dir,
         "config": config.to_dict(),
@@ -273,12 +320,36 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
           f"{', '.join(task_names)} -> {out_dir}", file=sys.stderr)
 
     errors, scored, tables = {}, {}, ""
+    used = _read_json(out_dir / CHOSEN_FILE)
     for task in task_names:
         t0 = time.perf_counter()
         try:
+            dataset = None
+            if search is not None:
+                dataset = glue_data.load_task(get_task(task), data_dir)
+                hp, max_length, seed_list = settings[task]
+                doc = hp_search.search_task(task, search, hp=hp, max_length=max_length, bert_config=bert_config,
+                                            params=params, tokenizer=tokenizer, dataset=dataset, out=out_dir,
+                                            model=model, checkpoint=str(checkpoint), config=config,
+                                            progress=progress)
+                chosen[task] = {k: doc[k] for k in (*hp_search.CHOSEN_KEYS, "score", "scored_on")} | {
+                    "file": str(hp_search.hparams_path(out_dir, task))}
+                print(f"{task}: search chose learning rate {doc['learning_rate']:g}, warm-up ratio "
+                      f"{doc['warmup_ratio']:g}, {doc['epochs']} epochs (score {doc['score']:.2f}, "
+                      f"{doc['scored_on'].split(':')[0]})", file=sys.stderr)
+                if used.get(task) == chosen[task] and _has_runs(out_dir, task, len(seed_list)):
+                    print(f"{task}: its final run with these values is in {out_dir} already", file=sys.stderr)
+                    continue
+            if task in chosen:
+                used.pop(task, None)  # replaced below once the runs are recorded
+                files.atomic_write_json(out_dir / CHOSEN_FILE, used)
             res = run_task(task, config, bert_config=bert_config, params=params, tokenizer=tokenizer,
                            data_dir=data_dir, out=out_dir, model=model, seeds=seeds,
-                           test_predictions=test_predictions, progress=progress)
+                           test_predictions=test_predictions, progress=progress, chosen=chosen.get(task),
+                           dataset=dataset)
+            if task in chosen:
+                used[task] = chosen[task]
+                files.atomic_write_json(out_dir / CHOSEN_FILE, used)
             scored[task] = res["scored"]
             if res["ok"] == 0:
                 errors[task] = f"all {res['seeds']} seeds diverged"

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from typing import Callable, Sequence
 
 import ml_collections
@@ -89,6 +90,8 @@ def run(job: Callable[[], object]):
         for handler in logging.getLogger().handlers:
             handler.addFilter(quiet)
         sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+        # A tensorstore write that a failed save abandoned is garbage-collected unawaited at exit.
+        warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
     try:
         return job()
     except PeerLost as e:

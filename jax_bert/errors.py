@@ -12,3 +12,11 @@ class TrainingDiverged(RunStopped):
 
 class PeerLost(RunStopped):
     """Another process of a multi-process run stopped answering."""
+
+
+def peer_lost_message(cause: str, me: int, n: int) -> str:
+    """What a process of an n-process run says when another one went away (`cause`: the error seen)."""
+    who = f"process {1 - me}" if n == 2 else "another process"
+    cause = " ".join(cause.split())[:160]
+    return (f"{who} of this {n}-process run is gone ({cause}); process {me} stopped too. Restart every process "
+            f"with the same command: the run resumes from its last checkpoint.")

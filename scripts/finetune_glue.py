@@ -1,18 +1,24 @@
 """Fine-tune a BERT checkpoint on GLUE with every seed of a task in one compiled training step.
 
     python scripts/finetune_glue.py --checkpoint WORKDIR_OR_HF_DIR --seeds 10 [--tasks cola,rte] [--data_dir DIR]
-        [--out DIR] [--config FILE] [--config.KEY=VALUE ...] [--test_predictions]
+        [--out DIR] [--config FILE] [--config.KEY=VALUE ...] [--test_predictions] [--hparams FILE_OR_DIR]
+    python scripts/finetune_glue.py --checkpoint DIR --search glue/search_config.py [--search.KEY=VALUE ...] ...
     python scripts/finetune_glue.py --report_only --out DIR [--out DIR2 ...] [--csv PATH]
 
 The settings are glue/config.py (the default --config; `--config.tasks.cola.epochs=3` changes one).
-See glue/run.py for the outputs and an offline example (synthetic data, tiny checkpoint).
+See glue/run.py for the outputs and an offline example (synthetic data, tiny checkpoint). --search
+chooses each task's learning rate, warm-up ratio and epochs first (glue/search.py, keys in
+glue/search_config.py); --hparams runs with the values a search chose (its OUT/hparams directory or a file).
 """
 import logging
+import os
+import re
 
 from absl import app, flags
+from ml_collections import config_flags
 
 import glue.config
-from glue import run
+from glue import run, search_config
 from jax_bert import cli
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Hugging Face BERT directory or pretraining work directory.")
@@ -28,13 +34,43 @@ _TEST_PREDICTIONS = flags.DEFINE_boolean("test_predictions", False, "Also predic
 _REPORT_ONLY = flags.DEFINE_boolean("report_only", False, "Only rebuild the tables from the --out directories.")
 _CSV = flags.DEFINE_string("csv", None, "With --report_only: also write the table as CSV here.")
 _NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bars.")
+_HPARAMS = flags.DEFINE_string("hparams", None, "A search's chosen values: OUT/hparams of a --search run or one "
+                               "TASK.json in it; they replace the config's for the tasks they name.")
 
 
 def parse(argv):
-    """--config (glue/config.py by default) and the flags; a bad command line is one line `error: ...`
-    and exit status 2."""
-    return cli.parse_flags(argv, default_file=glue.config.__file__, defaults=glue.config.get_config,
+    """--config (glue/config.py by default), --search and the flags; a bad command line is one line
+    `error: ...` and exit status 2."""
+    _define_search(argv)
+    rest = cli.parse_flags(argv, default_file=glue.config.__file__, defaults=glue.config.get_config,
                            keys_file="glue/config.py", validate=glue.config.validate)
+    try:
+        if flags.FLAGS.search is not None:
+            search_config.validate(flags.FLAGS.search)
+    except Exception as e:  # noqa: BLE001 - the search file's load error, or validate's message
+        text = e.args[0] if isinstance(e, ValueError) and e.args else f"{type(e).__name__}: {e}"
+        cli.fail(f"--search: {text}", cli.USAGE)
+    return rest
+
+
+def _define_search(argv):
+    """--search FILE and its --search.KEY=VALUE overrides (config_flags reads them as it is defined);
+    an unknown key, a missing file or overrides without a file are one line and exit status 2."""
+    given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+             for i, a in enumerate(argv) if re.fullmatch(r"--?search(=.*)?", a)]
+    for path in given:
+        if not os.path.isfile(path):
+            cli.fail(f"--search {path}: no such file; give a Python file with get_config(), e.g. "
+                     "glue/search_config.py.", cli.USAGE)
+    for arg in argv:
+        m = re.match(r"--?search\.([^=]+)", arg)
+        if m and not given:
+            cli.fail(f"{arg}: give the search file too (--search glue/search_config.py).", cli.USAGE)
+        problem = m and cli.unknown_key(search_config.get_config(), m.group(1), "glue/search_config.py")
+        if problem:
+            cli.fail(f"--search: {problem}", cli.USAGE)
+    config_flags.DEFINE_config_file("search", None, "Search each task's hyper-parameters first: a Python file "
+                                    "with get_config() (glue/search_config.py).", lock_config=True, sys_argv=argv)
 
 
 def main(argv):
@@ -43,7 +79,7 @@ def main(argv):
     return run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value, tasks=_TASKS.value,
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,
-                    progress=not _NO_PROGRESS.value)
+                    progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value)
 
 
 if __name__ == "__main__":

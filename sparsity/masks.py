@@ -137,6 +137,13 @@ def match_rules(params, rules) -> dict[str, Rule]:
     return matched
 
 
+def full_masks(params, rules):
+    """All-True masks for the params the rules select (levels are ignored), None elsewhere: the dense
+    start of gradual magnitude pruning."""
+    matched = match_rules(params, rules)
+    return map_with_path(lambda path, leaf: jnp.ones(jnp.shape(leaf), bool) if path in matched else None, params)
+
+
 def _check_structure(masks, params, what: str):
     ms = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
     try:

@@ -20,6 +20,12 @@ class TensorStats(NamedTuple):
 class Stats(NamedTuple):
     per_tensor: dict[str, TensorStats]     # tree order
     overall: TensorStats
+    masked: frozenset = frozenset()        # paths counted from a mask: sparse even while all weights are kept
+
+
+def _shown(stats: Stats, path: str, only_sparse: bool) -> bool:
+    # A masked tensor is listed even while it is fully dense (gradual pruning starts so).
+    return not only_sparse or path in stats.masked or stats.per_tensor[path].sparsity > 0
 
 
 def _ts(nonzero: int, size: int) -> TensorStats:
@@ -37,6 +43,7 @@ def sparsity_stats(params_or_masks, masks=None) -> Stats:
     a checkpoint); a bool tree counts its True entries.
     """
     per: dict[str, TensorStats] = {}
+    masked = set()
     if masks is None:
         for path, x in named_leaves(params_or_masks):
             per[path] = _ts(int(jnp.count_nonzero(x)), int(np.prod(jnp.shape(x))))
@@ -53,14 +60,15 @@ def sparsity_stats(params_or_masks, masks=None) -> Stats:
                     per[p] = _ts(n, n)
             else:
                 per[path] = _ts(int(jnp.sum(m, dtype=jnp.int32)), int(np.prod(m.shape)))
+                masked.add(path)
     nz = sum(s.nonzero for s in per.values())
     size = sum(s.size for s in per.values())
-    return Stats(per, _ts(nz, size))
+    return Stats(per, _ts(nz, size), frozenset(masked))
 
 
 def format_stats(stats: Stats, *, only_sparse: bool = False) -> str:
     """A fixed-width table: path, nonzero, size, sparsity %, then the overall row."""
-    rows = [(p, s) for p, s in stats.per_tensor.items() if not only_sparse or s.sparsity > 0]
+    rows = [(p, s) for p, s in stats.per_tensor.items() if _shown(stats, p, only_sparse)]
     w = max([len("overall")] + [len(p) for p, _ in rows])
     line = f"{{:<{w}}}  {{:>12}}  {{:>12}}  {{:>9}}"
     out = [line.format("param", "nonzero", "size", "sparsity"), "-" * (w + 39)]
@@ -76,7 +84,7 @@ def _figure(stats: Stats, only_sparse: bool):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    items = [(p, s) for p, s in stats.per_tensor.items() if not only_sparse or s.sparsity > 0]
+    items = [(p, s) for p, s in stats.per_tensor.items() if _shown(stats, p, only_sparse)]
     if not items:
         raise ValueError("no tensors to plot (only_sparse=True but nothing is sparse)")
     fig = Figure(figsize=(8, 1.5 + 0.22 * len(items)), dpi=80)

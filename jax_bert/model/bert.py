@@ -23,6 +23,7 @@ import numpy as np
 
 from jax_bert.model.config import BertConfig
 from jax_bert.model.dropout import Dropout
+from jax_bert.model.packing import to_packed, to_padded
 
 HEADS = ("mlm", "classifier", "none")
 
@@ -73,10 +74,39 @@ def _layer_norm(config: BertConfig, name: str = "LayerNorm") -> nn.LayerNorm:
     )
 
 
+def _layout_length(config: BertConfig, length: int) -> int:
+    """The sequence length dropout masks are laid out for (BertConfig.dropout_layout_length)."""
+    if not config.dropout_layout_length:
+        return length
+    if length > config.dropout_layout_length:
+        raise ValueError(f"sequence length {length} exceeds dropout_layout_length "
+                         f"{config.dropout_layout_length}: pad to at most that length.")
+    return config.dropout_layout_length
+
+
 def _embed(config: BertConfig, num: int, axes: tuple, name: str) -> nn.Embed:
     init = nn.initializers.normal(stddev=config.initializer_range)
     return nn.Embed(num, config.hidden_size, dtype=_dtype(config), param_dtype=jnp.float32,
                     embedding_init=nn.with_logical_partitioning(init, axes), name=name)
+
+
+def _hidden_dropout(config: BertConfig, deterministic: bool, h, length: int, packing=None):
+    """Hidden-state dropout: h is [batch, positions, hidden] cut from a sequence of `length`, or packed
+    tokens [T, hidden] (see packing.py); either way each real position draws the mask it draws in
+    the [batch, dropout layout length, hidden] layout, so packing and padding change nothing."""
+    if packing is not None and h.ndim == 2:
+        layout = (packing["slot_token"].shape[0], _layout_length(config, length), h.shape[1])
+        return Dropout(config.hidden_dropout_prob)(h, deterministic=deterministic, layout=layout,
+                                                   rows=packing["dropout_rows"])
+    layout = (h.shape[0], _layout_length(config, length), h.shape[2])
+    return Dropout(config.hidden_dropout_prob)(h, deterministic=deterministic, layout=layout)
+
+
+def _first_tokens(x, packing=None):
+    """The first position of every row, [batch, 1, hidden], from padded [batch, length, hidden] or packed x."""
+    if packing is None:
+        return x[:, :1]
+    return jnp.take(x, packing["slot_token"][:, :1], axis=0)
 
 
 class Embeddings(nn.Module):
@@ -84,29 +114,47 @@ class Embeddings(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, input_ids, token_type_ids):
+    def __call__(self, input_ids, token_type_ids, packing=None):
+        """input_ids, token_type_ids: [batch, length], or packed [T] with `packing` (packing.py)."""
         cfg = self.config
         word = _embed(cfg, cfg.vocab_size, ("vocab", "embed"), "word_embeddings")
         position = _embed(cfg, cfg.max_position_embeddings, (None, "embed"), "position_embeddings")
         token_type = _embed(cfg, cfg.type_vocab_size, (None, "embed"), "token_type_embeddings")
-        positions = jnp.arange(input_ids.shape[-1])[None, :]
+        if packing is None:
+            length = input_ids.shape[-1]
+            positions = jnp.arange(length)[None, :]
+        else:
+            length = packing["slot_token"].shape[1]
+            positions = packing["token_slot"] % length  # dummies: position 0
         x = word(input_ids) + position(positions) + token_type(token_type_ids)
         x = _layer_norm(cfg)(x)
-        return Dropout(cfg.hidden_dropout_prob)(x, deterministic=self.deterministic)
+        return _hidden_dropout(cfg, self.deterministic, x, length, packing)
 
 
 class SelfAttention(nn.Module):
+    """Multi-head self-attention; with first_token_only, only the first position's query (all keys)."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
-    def __call__(self, x, attention_mask):
+    def __call__(self, x, attention_mask, packing=None):
+        """x: [batch, length, hidden], or packed [T, hidden] with `packing`; returns the padded layout
+        [batch, length (1 with first_token_only), hidden]: the projections run on x as it is, the
+        attention itself on [batch, length]."""
         cfg = self.config
-        batch, length, _ = x.shape
-        split = lambda t: t.reshape(batch, length, cfg.num_attention_heads, cfg.head_dim)
-        q = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")(x))
-        k = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "key")(x))
-        v = split(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "value")(x))
+        batch, length = attention_mask.shape
+        padded = (lambda t: t) if packing is None else (lambda t: to_padded(t, packing))
+        split = lambda t: t.reshape(batch, t.shape[1], cfg.num_attention_heads, cfg.head_dim)
+        query = _dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")
+        if self.first_token_only:
+            q = split(query(_first_tokens(x, packing)))
+        else:
+            q = split(padded(query(x)))
+        queries = q.shape[1]
+        k = split(padded(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "key")(x)))
+        v = split(padded(_dense(cfg, cfg.hidden_size, ("embed", "heads"), "value")(x)))
         mask = attention_mask[:, None, None, :].astype(bool)  # [batch, heads, q, k]: padding keys off
         dropout = cfg.attention_probs_dropout_prob
         if self.deterministic or dropout == 0.0:
@@ -117,20 +165,28 @@ class SelfAttention(nn.Module):
             scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(cfg.head_dim).astype(q.dtype)
             scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
             probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(q.dtype)
-            probs = Dropout(dropout)(probs, deterministic=False)
+            full = _layout_length(cfg, length)
+            probs = Dropout(dropout)(probs, deterministic=False, layout=probs.shape[:2] + (full, full))
             out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-        return out.reshape(batch, length, cfg.hidden_size)
+        return out.reshape(batch, queries, cfg.hidden_size)
 
 
 class AttentionBlock(nn.Module):
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
-    def __call__(self, x, attention_mask):
+    def __call__(self, x, attention_mask, packing=None):
         cfg = self.config
-        h = SelfAttention(cfg, self.deterministic, name="self")(x, attention_mask)
-        return AttentionOutput(cfg, self.deterministic, name="output")(h, x)
+        h = SelfAttention(cfg, self.deterministic, self.first_token_only, name="self")(x, attention_mask, packing)
+        if self.first_token_only:
+            residual = _first_tokens(x, packing)
+        else:
+            residual = x
+            if packing is not None:
+                h = to_packed(h, packing)
+        return AttentionOutput(cfg, self.deterministic, name="output")(h, residual, attention_mask.shape[1], packing)
 
 
 class AttentionOutput(nn.Module):
@@ -138,10 +194,10 @@ class AttentionOutput(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, h, residual):
+    def __call__(self, h, residual, length: int, packing=None):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("heads", "embed"), "dense")(h)
-        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        h = _hidden_dropout(cfg, self.deterministic, h, length, packing)
         return _layer_norm(cfg)(h + residual)
 
 
@@ -159,34 +215,44 @@ class Output(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, h, residual):
+    def __call__(self, h, residual, length: int, packing=None):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "dense")(h)
-        h = Dropout(cfg.hidden_dropout_prob)(h, deterministic=self.deterministic)
+        h = _hidden_dropout(cfg, self.deterministic, h, length, packing)
         return _layer_norm(cfg)(h + residual)
 
 
 class Layer(nn.Module):
+    """One transformer layer; with first_token_only it returns only the first position ([batch, 1,
+    hidden]), which is all a classifier reads of the last layer (the other positions' queries,
+    attention outputs and feed-forward are never computed; keys and values still see every position)."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
-    def __call__(self, x, attention_mask):
+    def __call__(self, x, attention_mask, packing=None):
         cfg = self.config
-        a = AttentionBlock(cfg, self.deterministic, name="attention")(x, attention_mask)
+        a = AttentionBlock(cfg, self.deterministic, self.first_token_only, name="attention")(
+            x, attention_mask, packing)
         h = Intermediate(cfg, name="intermediate")(a)
-        out = Output(cfg, self.deterministic, name="output")(h, a)
+        out = Output(cfg, self.deterministic, name="output")(h, a, attention_mask.shape[1], packing)
         if cfg.scan_layers:
             return out, None
         return out
 
 
 class Encoder(nn.Module):
+    """The layers. first_token_only: the last layer computes only the first position (see Layer);
+    not with scan_layers, whose layers are one scanned body."""
+
     config: BertConfig
     deterministic: bool = True
+    first_token_only: bool = False
 
     @nn.compact
-    def __call__(self, x, attention_mask):
+    def __call__(self, x, attention_mask, packing=None):
         cfg = self.config
         layer_cls = Layer
         if cfg.remat:
@@ -202,10 +268,12 @@ class Encoder(nn.Module):
                 length=cfg.num_hidden_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
-            x, _ = stack(cfg, self.deterministic, name="layers")(x, attention_mask)
+            x, _ = stack(cfg, self.deterministic, name="layers")(x, attention_mask, packing)
             return x
+        last = cfg.num_hidden_layers - 1
         for i in range(cfg.num_hidden_layers):
-            x = layer_cls(cfg, self.deterministic, name=f"layer_{i}")(x, attention_mask)
+            x = layer_cls(cfg, self.deterministic, self.first_token_only and i == last, name=f"layer_{i}")(
+                x, attention_mask, packing)
         return x
 
 
@@ -219,22 +287,33 @@ class Pooler(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    """Embeddings + encoder (+ pooler): the `bert/` subtree."""
+    """Embeddings + encoder (+ pooler): the `bert/` subtree. With first_token_only (classifiers) the
+    sequence output is the first position only, [batch, 1, hidden], unless the layers are scanned.
+    With `packing` (classifiers; see packing.py) the inputs are packed tokens and so is the sequence
+    output, except for first_token_only's [batch, 1, hidden]."""
 
     config: BertConfig
     add_pooler: bool = False
     deterministic: bool = True
+    first_token_only: bool = False
 
     def setup(self):
         self.embeddings = Embeddings(self.config, self.deterministic)
-        self.encoder = Encoder(self.config, self.deterministic)
+        self.encoder = Encoder(self.config, self.deterministic, self.first_token_only)
         if self.add_pooler:
             self.pooler = Pooler(self.config)
 
-    def __call__(self, input_ids, attention_mask, token_type_ids):
-        x = self.embeddings(input_ids, token_type_ids)
-        x = self.encoder(x, attention_mask)
-        pooled = self.pooler(x) if self.add_pooler else None
+    def __call__(self, input_ids, attention_mask, token_type_ids, packing=None):
+        if packing is not None:
+            # Each packed token's row in the [batch, dropout layout length] layout, for its dropout masks.
+            length = attention_mask.shape[1]
+            slot = packing["token_slot"]
+            packing = dict(packing, dropout_rows=slot // length * _layout_length(self.config, length) + slot % length)
+        x = self.embeddings(input_ids, token_type_ids, packing)
+        x = self.encoder(x, attention_mask, packing)
+        pooled = None
+        if self.add_pooler:
+            pooled = self.pooler(x if packing is None or x.ndim == 3 else _first_tokens(x, packing))
         return x, pooled
 
 
@@ -273,15 +352,24 @@ class Bert(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, masked_positions=None):
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, masked_positions=None, packing=None):
+        """packing (classifier only): input_ids and token_type_ids are packed tokens [T] and packing holds
+        their index arrays (packing.py); attention_mask [batch, length] defaults to their real slots."""
         cfg = self.config
+        if packing is not None:
+            if self.head != "classifier":
+                raise ValueError(f"packed tokens are for the classifier head only, not {self.head!r}.")
+            if attention_mask is None:
+                attention_mask = (packing["slot_token"] < input_ids.shape[0]).astype(jnp.int32)
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        bert = BertEncoder(cfg, add_pooler=self.head == "classifier", deterministic=self.deterministic,
-                           name="bert")
-        sequence_output, pooled = bert(input_ids, attention_mask, token_type_ids)
+        # A classifier reads only the first position: the last layer computes nothing else.
+        classifier = self.head == "classifier"
+        bert = BertEncoder(cfg, add_pooler=classifier, deterministic=self.deterministic,
+                           first_token_only=classifier and not cfg.scan_layers, name="bert")
+        sequence_output, pooled = bert(input_ids, attention_mask, token_type_ids, packing)
         if self.head == "none":
             return sequence_output
         if self.head == "mlm":
@@ -324,9 +412,10 @@ def logical_axes(config: BertConfig, head: str = "mlm") -> dict[str, Any]:
 
 
 def apply(config: BertConfig, params, input_ids, attention_mask=None, token_type_ids=None, *,
-          head: str = "mlm", masked_positions=None, dropout_rng=None):
-    """Runs the model; dropout is on exactly when `dropout_rng` is given (training)."""
+          head: str = "mlm", masked_positions=None, dropout_rng=None, packing=None):
+    """Runs the model; dropout is on exactly when `dropout_rng` is given (training). packing: the
+    classifier on packed tokens (packing.py), which computes what the padded batch computes."""
     deterministic = dropout_rng is None
     rngs = None if deterministic else {"dropout": dropout_rng}
     return Bert(config, head, deterministic).apply(
-        {"params": params}, input_ids, attention_mask, token_type_ids, masked_positions, rngs=rngs)
+        {"params": params}, input_ids, attention_mask, token_type_ids, masked_positions, packing, rngs=rngs)

@@ -32,6 +32,10 @@ class BertConfig:
     dtype: str = "float32"
     remat: bool = False
     scan_layers: bool = False
+    # Dropout masks laid out for sequences of this many positions (0: the input's own length), so a
+    # batch padded to fewer positions gets the same masks at its real positions and trains exactly
+    # as it would padded to this length (glue/finetune.py's length buckets).
+    dropout_layout_length: int = 0
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -47,6 +51,9 @@ class BertConfig:
                      "max_position_embeddings", "type_vocab_size", "num_labels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.dropout_layout_length < 0:
+            raise ValueError(f"dropout_layout_length must be >= 0 (0: the input's length), got "
+                             f"{self.dropout_layout_length}.")
 
     @property
     def head_dim(self) -> int:

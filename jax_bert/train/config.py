@@ -15,6 +15,9 @@ import ml_collections
 from jax_bert.model import BertConfig
 from jax_bert.train import optim
 
+# The BERT body, embeddings and encoder, the parameters jax_bert.model.body counts the reported sparsity
+# over: what the original counted GMP's target over.
+BERT_BODY = r"^bert/(embeddings|encoder)/"
 # The original layout: every encoder Linear (query, key, value, attention output, intermediate,
 # output) and the word embeddings; for the embedding each ROW (token) keeps a fixed count.
 ENCODER_KERNELS = r"^bert/encoder/.*/kernel$"
@@ -57,7 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim = optim.default_config()
     c.optim.total_steps = -1  # the schedule length is train.steps
 
-    # Sparse training: masks in the optimizer state (sparsity.sparse), static or RigL.
+    # Sparse training: masks in the optimizer state (sparsity.sparse), static, RigL or gradual magnitude pruning.
     c.sparsity = ml_collections.ConfigDict({
         "enabled": False,
         "method": "fixed_fan_in",  # 'fixed_fan_in' (the original), 'uniform' or 'erk'
@@ -82,6 +85,20 @@ def base_config() -> ml_collections.ConfigDict:
             # Restart from 0 also a weight that is pruned and regrown in the same update (the
             # original does; the RigL paper's code keeps its value by default).
             "reinit_when_same": False,
+        }),
+        # Gradual magnitude pruning (Zhu & Gupta; the original's GradualMagnitudePruningMixin): start dense
+        # (level, overall and method are not used), then every prune_period steps from step warmup_steps to
+        # step train.steps - cooldown_steps switch off the smallest |w| across all `include` tensors so that
+        # the kept count follows a cubic decay to `target`; n = (steps - warmup - cooldown) / period + 1 prunes.
+        "gmp": ml_collections.ConfigDict({
+            "enabled": False,
+            # Final fraction of zero parameters among those `counted_over` selects, dense ones included: the
+            # original counted over the BERT body. '' counts over all parameters, as sparsity.overall does.
+            "target": 0.8,
+            "counted_over": BERT_BODY,
+            "warmup_steps": 1000,  # the first prune after this many steps (>= 1)
+            "cooldown_steps": 1000,  # no pruning in the last this many steps
+            "prune_period": 100,
         }),
     })
 
@@ -217,6 +234,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
     if config.sparsity.enabled:
         optim.sparsity_spec(config.sparsity)
+        optim.gmp_steps(config.sparsity, t.steps)  # first: it also refuses RigL and GMP together
         optim.rigl_schedule(config.sparsity, t.steps)
         if fields["vocab_size"] and not config.init_from_hf:  # the rules against the model's shapes, now
             import jax

@@ -25,7 +25,7 @@ from jax.experimental import multihost_utils
 import sparsity
 from jax_bert import data, files, model
 from jax_bert.data import mlm_batches
-from jax_bert.errors import PeerLost, TrainingDiverged
+from jax_bert.errors import PeerLost, TrainingDiverged, peer_lost_message
 from jax_bert.model import BertConfig, body, hf_io
 from jax_bert.train import checkpoint, optim, sharding, teachers
 from jax_bert.train import step as train_step
@@ -217,10 +217,7 @@ def _peer_lost(error: BaseException) -> PeerLost | None:
     text = " ".join(str(error).split())
     if jax.process_count() == 1 or not any(marker in text.lower() for marker in _PEER_FAILURE):
         return None
-    me, n = jax.process_index(), jax.process_count()
-    who = f"process {1 - me}" if n == 2 else "another process"
-    return PeerLost(f"{who} of this {n}-process run is gone ({text[:160]}); process {me} stopped too. Restart "
-                    f"every process with the same command: the run resumes from its last checkpoint.")
+    return PeerLost(peer_lost_message(text, jax.process_index(), jax.process_count()))
 
 
 def _sparsity_report(writer, step: int, params_host, masks_host, is_main: bool, when: str) -> None:
@@ -427,7 +424,7 @@ def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last
                                                 {"step": step, **final_eval})
                 if t.export_hf and is_main:
                     hf_io.save_hf(model_config, params, os.path.join(workdir, "hf"), tokenizer=tokenizer)
-    except jax.errors.JaxRuntimeError as e:
+    except Exception as e:  # noqa: BLE001 - a collective's error, or orbax's when a save's barrier fails
         lost = _peer_lost(e)
         if lost is not None:
             raise lost from None

@@ -13,6 +13,7 @@ Matches `torch.optim.AdamW` + `clip_grad_norm_` + a scheduler, step for step:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import jax
@@ -27,9 +28,9 @@ from jax_bert.train import schedules
 def default_config() -> ml_collections.ConfigDict:
     """All optimizer and schedule fields, with bert_100k's values (the original dense baseline)."""
     c = ml_collections.ConfigDict()
-    c.schedule = "warmup_linear"  # 'warmup_linear' | 'one_cycle' | 'constant'
-    c.learning_rate = 1e-4  # peak lr; for one_cycle this is max_lr
-    c.warmup_steps = 2000  # warmup_linear only
+    c.schedule = "warmup_linear"  # 'warmup_linear' | 'one_cycle' | 'constant' | 'three_stage'
+    c.learning_rate = 1e-4  # peak lr; for one_cycle and three_stage this is max_lr
+    c.warmup_steps = 2000  # warmup_linear and three_stage
     c.total_steps = 100_000  # schedule length (the training steps)
     # one_cycle only (torch OneCycleLR arguments):
     c.pct_start = 0.3
@@ -40,6 +41,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.cycle_momentum = True  # cycle Adam's b1 between max_momentum and base_momentum
     c.base_momentum = 0.85
     c.max_momentum = 0.95
+    # three_stage only (the original's lr for gradual magnitude pruning of a pretrained model): warm-up
+    # from 0 over warmup_steps, constant max_lr while pruning, then in the last cooldown_steps the lr
+    # multiplied by cooldown_gamma twice (after a third and after two thirds of the cool-down).
+    c.cooldown_steps = 0
+    c.cooldown_gamma = 0.1
     # AdamW:
     c.b1 = 0.9  # used when b1 is not cycled
     c.b2 = 0.999
@@ -94,13 +100,14 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(config, params=None) -> optax.GradientTransformation:
+def make_optimizer(config, params=None, lr_schedule=None) -> optax.GradientTransformation:
     """clip_by_global_norm(config.clip) then AdamW with the config's lr (and b1) schedules.
 
     `config` has fields of `default_config()` (missing ones take those defaults, unknown ones are
     an error). `params`, when given, is only checked; the decay mask is computed from the tree at
     `init`/`update`, by names alone, so the same optimizer also serves a tree with a leading seed
-    axis (vmapped fine-tuning).
+    axis (vmapped fine-tuning). `lr_schedule`, when given, replaces the config's learning-rate
+    schedule (b1 stays as the config says).
     """
     full = default_config()
     given = dict(config)
@@ -109,7 +116,8 @@ def make_optimizer(config, params=None) -> optax.GradientTransformation:
         raise ValueError(f"unknown optimizer config fields {unknown}; the fields are {sorted(full)}.")
     full.update(given)
     _validate(full)
-    lr_schedule, b1_schedule = schedules.make_schedules(full)
+    config_lr, b1_schedule = schedules.make_schedules(full)
+    lr_schedule = config_lr if lr_schedule is None else lr_schedule
     if params is not None and not any(jax.tree_util.tree_leaves(decay_mask(params))):
         raise ValueError(
             "no parameter gets weight decay: every leaf is named 'bias' or sits under 'LayerNorm'; "
@@ -189,17 +197,74 @@ def rigl_schedule(cfg, total_steps: int) -> sparsity.RiglSchedule | None:
     return schedule
 
 
-def make_train_optimizer(config, abstract_params) -> optax.GradientTransformation:
+def gmp_steps(cfg, total_steps: int) -> tuple[int, int] | None:
+    """(first, last) prune step of the config's `sparsity.gmp` group (None when GMP is off), checked."""
+    g = cfg.gmp
+    if not g.enabled:
+        return None
+    if cfg.rigl.enabled:
+        raise ValueError("sparsity.rigl and sparsity.gmp are both enabled; choose one way to change the masks.")
+    first, last = int(g.warmup_steps), int(total_steps) - int(g.cooldown_steps)
+    if first < 1 or g.cooldown_steps < 0 or g.prune_period < 1:
+        raise ValueError(f"sparsity.gmp needs warmup_steps >= 1 (the first prune follows that many steps), "
+                         f"cooldown_steps >= 0 and prune_period >= 1; got {g.warmup_steps}, {g.cooldown_steps} "
+                         f"and {g.prune_period}.")
+    if last <= first or (last - first) % g.prune_period:
+        raise ValueError(f"sparsity.gmp prunes between steps {first} and {last} (train.steps {total_steps} - "
+                         f"cooldown_steps {g.cooldown_steps}); that span must be a positive multiple of "
+                         f"prune_period {g.prune_period}: change warmup_steps, cooldown_steps or the period.")
+    if not 0.0 < g.target < 1.0:
+        raise ValueError(f"sparsity.gmp.target must be in (0, 1), got {g.target}.")
+    try:
+        re.compile(g.counted_over)
+    except re.error as e:
+        raise ValueError(f"sparsity.gmp.counted_over {g.counted_over!r} is not a valid regex: {e}") from None
+    return first, last
+
+
+def gmp_schedule(cfg, total_steps: int, abstract_params) -> sparsity.GmpSchedule | None:
+    """The config's `sparsity.gmp` group as a GmpSchedule (None when GMP is off).
+
+    The final kept count of the sparse tensors is solved from the target the way `sparsity.allocate`
+    solves an overall level (round half up): over the params `counted_over` selects, dense ones
+    counted as nonzero, (1 - target) of them stay nonzero. Every sparse tensor must lie in that set.
+    """
+    steps = gmp_steps(cfg, total_steps)
+    if steps is None:
+        return None
+    g = cfg.gmp
+    named = sparsity.named_leaves(abstract_params)
+    counted = {path: leaf for path, leaf in named if re.search(g.counted_over, path)}
+    rules = [sparsity.Rule(p, None, _fan_in_axis(p)) for p in cfg.include]
+    outside = sorted(set(sparsity.match_rules(abstract_params, rules)) - set(counted))
+    if outside:
+        raise ValueError(f"sparsity.include selects {outside[0]}, outside sparsity.gmp.counted_over "
+                         f"{g.counted_over!r}, which the target is counted over; widen counted_over ('' = all "
+                         f"params) or narrow include.")
+    try:
+        alloc = sparsity.allocate(counted, sparsity.SparsitySpec(rules, target=float(g.target), method="uniform"))
+    except ValueError as e:
+        raise ValueError(f"sparsity.gmp.target {g.target} over {g.counted_over!r}: {e}") from None
+    return sparsity.GmpSchedule(start=steps[0], end=steps[1], period=int(g.prune_period),
+                                final_kept=sum(a.n_keep for a in alloc.values()))
+
+
+def make_train_optimizer(config, abstract_params, lr_schedule=None) -> optax.GradientTransformation:
     """The pretraining optimizer of a whole run config: make_optimizer(config.optim) over
-    train.steps, wrapped by sparsity.sparse when config.sparsity is enabled. Every sparsity error
-    (a rule that matches nothing, an unreachable level) is raised here, from the params' shapes."""
+    train.steps, wrapped by sparsity.sparse when config.sparsity is enabled (static masks, RigL, or
+    gradual magnitude pruning from all-True masks). Every sparsity error (a rule that matches nothing,
+    an unreachable level) is raised here, from the params' shapes. `lr_schedule` replaces the config's
+    learning-rate schedule (the LR range test's ramp)."""
     optim_cfg = dict(config.optim)
     optim_cfg["total_steps"] = int(config.train.steps)
-    tx = make_optimizer(optim_cfg)
+    tx = make_optimizer(optim_cfg, lr_schedule=lr_schedule)
     s = config.sparsity
     if not s.enabled:
         return tx
     spec = sparsity_spec(s)
+    gmp = gmp_schedule(s, int(config.train.steps), abstract_params)
+    if gmp is not None:
+        return sparsity.sparse(tx, lambda params: sparsity.full_masks(params, spec.rules), gmp=gmp)
     sparsity.allocate(abstract_params, spec)
     key = jax.random.key(int(s.seed))
     return sparsity.sparse(tx, lambda params: sparsity.init_masks(key, params, spec),

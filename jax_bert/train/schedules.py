@@ -22,8 +22,9 @@ import numpy as np
 
 Schedule = Callable[[Any], Any]
 
-SCHEDULES = ("warmup_linear", "one_cycle", "constant")
+SCHEDULES = ("warmup_linear", "one_cycle", "constant", "three_stage")
 ANNEAL_STRATEGIES = ("linear", "cos")
+RANGE_MODES = ("linear", "exponential")
 
 
 def _numeric(step):
@@ -164,6 +165,69 @@ def one_cycle(
     return make(True), make(False)
 
 
+def three_stage(total_steps: int, max_lr: float, warmup_steps: int, cooldown_steps: int,
+                cooldown_gamma: float = 0.1) -> Schedule:
+    """The original's ThreeStageGMPLR (the lr of gradual magnitude pruning on a pretrained model), with
+    t = step + 1:
+
+        t < warmup_steps:                max_lr * step / (warmup_steps - 1)     (linear warm-up from 0)
+        t > total_steps - cooldown_steps: max_lr * cooldown_gamma**k, k = 1 once t - (total - cooldown)
+                                         exceeds cooldown_steps // 3, 2 once it exceeds twice that
+        otherwise (while pruning):       max_lr
+
+    (The original's class ignored its cooldown_gamma argument and always used 0.1, the default here.)
+    """
+    if not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
+        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}.")
+    if max_lr <= 0:
+        raise ValueError(f"max_lr (learning_rate) must be > 0, got {max_lr}.")
+    if warmup_steps < 0 or cooldown_steps // 3 < 2:
+        raise ValueError(f"three_stage needs warmup_steps >= 0 and cooldown_steps >= 6 (the lr falls twice, "
+                         f"every cooldown_steps // 3 steps), got {warmup_steps} and {cooldown_steps}.")
+    if warmup_steps + cooldown_steps > total_steps:
+        raise ValueError(f"three_stage: warmup_steps {warmup_steps} + cooldown_steps {cooldown_steps} exceed "
+                         f"total_steps {total_steps}.")
+    if not 0.0 < cooldown_gamma <= 1.0:
+        raise ValueError(f"cooldown_gamma must be in (0, 1], got {cooldown_gamma}.")
+    max_lr, warmup = float(max_lr), int(warmup_steps)
+    slope = max_lr / max(1, warmup - 1)  # the original's slope, so host values are its float64 values
+    cooldown_start, step_size = int(total_steps) - int(cooldown_steps), int(cooldown_steps) // 3
+    once, twice = max_lr * cooldown_gamma, max_lr * cooldown_gamma ** 2
+
+    def schedule(step):
+        xp, s = _numeric(step)
+        t = s + 1
+        into_cooldown = t - cooldown_start
+        cooldown = xp.where(into_cooldown > 2 * step_size, twice, xp.where(into_cooldown > step_size, once, max_lr))
+        value = xp.where(t < warmup, slope * s, xp.where(t > cooldown_start, cooldown, max_lr))
+        return _finish(xp, value)
+
+    return schedule
+
+
+def lr_range(min_lr: float, max_lr: float, steps: int, mode: str = "linear") -> Schedule:
+    """The LR range test's ramp: min_lr at step 0 to max_lr at step `steps - 1`, linearly or
+    exponentially (the original's `linear_lr` / `exponential_lr`); held at max_lr afterwards."""
+    if mode not in RANGE_MODES:
+        raise ValueError(f"the range test's mode must be one of {RANGE_MODES}, got {mode!r}.")
+    if not 0 < min_lr < max_lr:
+        raise ValueError(f"the range test needs 0 < min_lr < max_lr, got {min_lr} and {max_lr}.")
+    if steps < 2:
+        raise ValueError(f"the range test needs at least 2 steps, got {steps}.")
+    lo, hi, last = float(min_lr), float(max_lr), int(steps) - 1
+
+    def schedule(step):
+        xp, s = _numeric(step)
+        p = xp.clip(s, 0, last) / last
+        if mode == "linear":
+            value = lo * (1.0 - p) + hi * p  # non-negative terms: no cancellation near min_lr
+        else:
+            value = lo * xp.exp(p * math.log(hi / lo))
+        return _finish(xp, value)
+
+    return schedule
+
+
 def _get(config, name: str, default):
     return config.get(name, default) if hasattr(config, "get") else getattr(config, name, default)
 
@@ -172,7 +236,8 @@ def make_schedules(config) -> tuple[Schedule, Optional[Schedule]]:
     """(lr_schedule, b1_schedule or None) from a config with the fields of `optim.default_config()`.
 
     b1_schedule is only built for `schedule='one_cycle'` with `cycle_momentum=True`; otherwise
-    Adam's b1 is the constant `config.b1`.
+    Adam's b1 is the constant `config.b1`. 'three_stage' reads warmup_steps, cooldown_steps and
+    cooldown_gamma, with learning_rate as its max_lr.
     """
     name = _get(config, "schedule", None)
     if name not in SCHEDULES:
@@ -185,6 +250,9 @@ def make_schedules(config) -> tuple[Schedule, Optional[Schedule]]:
     total = _get(config, "total_steps", None)
     if not isinstance(total, (int, np.integer)) or total < 1:
         raise ValueError(f"total_steps must be an integer >= 1, got {total!r}.")
+    if name == "three_stage":
+        return three_stage(total, lr, _get(config, "warmup_steps", 0), _get(config, "cooldown_steps", 0),
+                           _get(config, "cooldown_gamma", 0.1)), None
     if name == "warmup_linear":
         warmup = _get(config, "warmup_steps", 0)
         if not isinstance(warmup, (int, np.integer)) or warmup < 0:

@@ -152,6 +152,9 @@ def build(model_config: BertConfig, tx: optax.GradientTransformation, mesh: Mesh
         metrics = {"loss": sums["loss_sum"] / denominator, "mlm_loss": sums["mlm_loss_sum"] / denominator,
                    "mlm_accuracy": sums["correct_sum"] / denominator, "masked_tokens": sums["weight_sum"],
                    "grad_norm": optax.tree.norm(grads), "learning_rate": hyper["learning_rate"], "b1": hyper["b1"]}
+        masks = sparsity.get_masks(opt_state)
+        if masks is not None:  # the sparse tensors' kept count: gradual pruning's progress in the logs
+            metrics["kept_weights"] = sum(jnp.sum(m, dtype=jnp.int32) for m in jax.tree.leaves(masks))
         return {**state, "step": step + 1, "params": new_params, "opt_state": opt_state}, metrics
 
     def eval_step(params, batch):

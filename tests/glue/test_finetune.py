@@ -19,7 +19,7 @@ from ml_collections import config_flags
 
 import sparsity
 from glue import config as glue_config
-from glue import data, finetune, metrics, run, synthetic
+from glue import data, finetune, metrics, report, run, synthetic
 from glue.tasks import get_task
 from helpers import ROOT, subprocess_env
 from jax_bert.train.config import load_config_file
@@ -77,10 +77,11 @@ def tok(example):
 
 @pytest.fixture(scope="module")
 def sst2_runs(example, tok):
-    """Seeds 0 and 1 of the learnable single-sentence task, trained together."""
+    """Seeds 0 and 1 of the learnable single-sentence task, trained together (every step at its own
+    shape: a run this short would otherwise run all its steps at one, see plan_shapes)."""
     return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0, 1], HP,
-                             num_labels=2)
+                             num_labels=2, shape_min_steps=0)
 
 
 # ------------------------------------------------------------------ the loss
@@ -112,6 +113,64 @@ def test_batches_cover_every_example_once_per_epoch():
     assert sorted(seen[0]) == sorted(seen[1]) == list(range(37))
 
 
+def test_length_buckets():
+    assert finetune.bucket_lengths(128, 4) == (32, 64, 96, 128)
+    assert finetune.bucket_lengths(128, 1) == (128,)
+    assert finetune.bucket_lengths(32, 4) == (8, 16, 24, 32)
+    assert finetune.bucket_lengths(100, 4) == (32, 56, 80, 100)  # multiples of 8, capped at max_length
+    assert finetune.bucket_lengths(16, 8) == (8, 16)
+    with pytest.raises(ValueError, match="length_buckets must be >= 1"):
+        finetune.bucket_lengths(128, 0)
+    mask = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]])
+    assert finetune.real_lengths(mask).tolist() == [3, 6, 0, 1]
+    assert finetune.bucket_for(np.array([3, 9, 16]), (8, 16, 24)) == 16
+    assert finetune.bucket_for(np.array([17]), (8, 16, 24)) == 24
+    with pytest.raises(ValueError, match="more than the longest bucket 24"):
+        finetune.bucket_for(np.array([25]), (8, 16, 24))
+    data = {"input_ids": np.arange(24).reshape(4, 6), "attention_mask": mask, "token_type_ids": mask * 0,
+            "labels": np.array([5, 6, 7, 8])}
+    batch = finetune.gather_batch(data, np.array([[3, 1]]), np.ones((1, 2), np.float32), length=4)
+    assert batch["input_ids"].tolist() == [[[18, 19, 20, 21], [6, 7, 8, 9]]]
+    assert batch["labels"].tolist() == [[8, 6]] and batch["attention_mask"].shape == (1, 2, 4)
+
+
+def test_rare_shapes_run_at_a_larger_common_one():
+    needs = [(16, 192)] * 81 + [(16, 224)] * 4 + [(24, 192)] * 15 + [(24, 240)] * 6 + [(32, 192)] * 5 + [(32, 256)] * 17
+    plan = finetune.plan_shapes(needs, few=0)
+    assert all(plan[n][0] >= n[0] and plan[n][1] >= n[1] for n in needs)  # every step fits its shape
+    assert plan[(16, 224)] == (24, 240) and plan[(32, 192)] == (32, 256)  # the cheapest holder
+    assert plan[(24, 240)] == (24, 240)  # 10 of 128 steps after the merge: not rare (5%)
+    assert set(plan.values()) == {(16, 192), (24, 192), (24, 240), (32, 256)}
+    # With few=64 (the default) shapes of fewer than 64 steps merge on: (32, 256) then has 47 steps and
+    # nothing holds it, and running (16, 192)'s 81 steps there too wastes 81 x 64 tokens, less than 64
+    # steps of 256 tokens: one shape (one compilation) for the whole run.
+    assert set(finetune.plan_shapes(needs).values()) == {(32, 256)}
+    # MNLI's shapes at full size: the rare ones join a holder; (128, 2048) has none, and a shape holding
+    # it and another would waste too much, so it stays.
+    mnli = {(64, 1280): 11, (96, 1152): 125, (96, 1536): 13635, (96, 1920): 32, (128, 1536): 22586, (128, 2048): 427}
+    plan = finetune.plan_shapes([k for k, n in mnli.items() for _ in range(n)])
+    assert set(plan.values()) == {(96, 1536), (128, 1536), (128, 2048)} and plan[(96, 1920)] == (128, 2048)
+    # A shape compiled for an earlier task holds a rare one; a common shape keeps its own.
+    plan = finetune.plan_shapes([(16, 100)] * 2 + [(16, 200)] * 98, compiled={(16, 128), (32, 512)})
+    assert plan == {(16, 100): (16, 128), (16, 200): (16, 200)}
+    assert finetune.plan_shapes([(8, 64)]) == {(8, 64): (8, 64)}  # nothing holds it: its own
+
+
+def test_learning_rates_are_transformers_linear_schedule():
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    hp = hparams(learning_rate=3e-5, warmup_steps=3)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=3e-5)
+    sched = transformers.get_linear_schedule_with_warmup(opt, 3, 11)
+    ref = []
+    for _ in range(11):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_array_equal(finetune.learning_rates(hp, 11), np.asarray(ref, np.float32))
+
+
 # ------------------------------------------------------------------ training
 
 def test_single_sentence_task_is_learned(example, tok, sst2_runs):
@@ -125,6 +184,91 @@ def test_single_sentence_task_is_learned(example, tok, sst2_runs):
     assert np.all(sst2_runs.final_loss < 0.2)
     # The seeds differ (own head init, dropout, data order).
     assert not np.allclose(sst2_runs.logits["validation"][0], sst2_runs.logits["validation"][1])
+
+
+@pytest.fixture(scope="module")
+def sst2_padded(example, tok):
+    """sst2_runs' seeds with every batch padded to max_length and every position computed."""
+    return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
+                             {"validation": tok("sst2", "validation")}, [0, 1], HP, num_labels=2,
+                             length_buckets=1, pack_tokens=False)
+
+
+@pytest.mark.parametrize("pack_tokens", [True, False])
+def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs, sst2_padded, pack_tokens):
+    """Batches padded to their bucket, with the dense layers on packed tokens (the default) or on every
+    position, train what batches padded to max_length train."""
+    padded = sst2_padded
+    runs = sst2_runs if pack_tokens else finetune.finetune(
+        example["config"], example["params"], tok("sst2", "train"), {"validation": tok("sst2", "validation")},
+        [0, 1], HP, num_labels=2, pack_tokens=False, shape_min_steps=0)
+    assert padded.bucket_steps == {MAX_LEN: padded.steps} and padded.positions == padded.steps * 16 * MAX_LEN
+    assert len(runs.bucket_steps) >= 2 and min(runs.bucket_steps) < MAX_LEN  # really bucketed
+    assert runs.real_tokens <= runs.positions < (0.5 if pack_tokens else 1) * padded.positions
+    np.testing.assert_allclose(runs.logits["validation"], padded.logits["validation"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(runs.final_loss, padded.final_loss, rtol=1e-3, atol=1e-6)
+    labels = tok("sst2", "validation")["labels"]
+    for i in range(2):
+        assert (metrics.compute_metrics("sst2", padded.logits["validation"][i], labels)
+                == metrics.compute_metrics("sst2", runs.logits["validation"][i], labels))
+
+
+def test_packed_batches_hold_every_real_token_once(example, tok):
+    train = tok("mrpc", "train")
+    lengths = finetune.real_lengths(train["attention_mask"])
+    rows = np.stack([finetune.epoch_order(len(lengths), s, 0)[:16] for s in (0, 1)])
+    weights = np.ones(rows.shape, np.float32)
+    weights[1, -3:] = 0  # filling rows keep only their first token
+    length, tokens = finetune.step_shape(lengths, rows, weights, (MAX_LEN,), pack_tokens=True)
+    batch = finetune.pack_batch(train, lengths, rows, weights, length, tokens)
+    real = np.minimum(lengths[rows], MAX_LEN)
+    real[1, -3:] = 1
+    assert batch["input_ids"].shape == (2, tokens) and tokens % (16 * 8) == 0
+    assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) < 16 * MAX_LEN
+    for s in range(2):
+        slots = batch["token_slot"][s][batch["token_slot"][s] < 16 * MAX_LEN]
+        assert len(slots) == real[s].sum()
+        ids = train["input_ids"][rows[s]]
+        np.testing.assert_array_equal(batch["input_ids"][s][:len(slots)], ids[slots // MAX_LEN, slots % MAX_LEN])
+
+
+def test_eval_logits_at_bucketed_lengths_equal_padding_to_max_length(example, tok):
+    """Scored shortest first at each batch's bucket, every example gets its max_length logits back in place,
+    on rows cut to lengths from 2 to MAX_LEN (pairs, so token types change inside each row)."""
+    d = dict(tok("mrpc", "validation"))
+    cut = np.random.default_rng(1).integers(2, MAX_LEN + 1, len(d["input_ids"]))
+    keep = np.arange(MAX_LEN)[None, :] < cut[:, None]
+    d = {k: np.where(keep, v, 0) if k in finetune.INPUT_KEYS else v for k, v in d.items()}
+    assert len({finetune.bucket_for(np.array([n]), (8, 16, 24, 32)) for n in cut}) == 4
+    config = example["config"].replace(num_labels=2)
+    params, _ = finetune.init_seeds(config, finetune.base_params(example["params"]), [0, 1], HP)
+    params["classifier"]["kernel"] = params["classifier"]["kernel"] * 100  # logits of order 1, not 0.02
+    full = finetune.predict(config, params, d, 16)
+    bucketed = finetune.predict(config, params, d, 16, buckets=finetune.bucket_lengths(MAX_LEN, 4))
+    np.testing.assert_allclose(bucketed, full, rtol=1e-5, atol=1e-5)
+    # rows differ by 100x the tolerance, so a row scored into the wrong place would fail the comparison
+    assert np.abs(full).max() > 0.5 and np.abs(full[0, 1:] - full[0, :-1]).max() > 1e-3
+
+
+def test_tasks_share_the_compiled_steps(example):
+    """The step does not depend on a task's lr, epochs, batch size or step count (the lr is an input),
+    so tasks with the same model and seed count reuse its compiled buckets."""
+    config = example["config"].replace(num_labels=2)
+    a = finetune._optimizer_key(hparams(learning_rate=1e-3, epochs=3, batch_size=16))
+    b = finetune._optimizer_key(hparams(learning_rate=2e-5, epochs=5, batch_size=32, warmup_steps=7))
+    assert finetune._train_step(config, a, "map") is finetune._train_step(config, b, "map")
+    c = finetune._optimizer_key(hparams(weight_decay=0.01))
+    assert finetune._train_step(config, c, "map") is not finetune._train_step(config, a, "map")
+
+
+def test_bfloat16_compute_trains_with_buckets(example, tok):
+    runs = finetune.finetune(example["config"].replace(dtype="bfloat16"), example["params"],
+                             tok("sst2", "train"), {"validation": tok("sst2", "validation")}, [0], HP,
+                             num_labels=2, log_every=16, shape_min_steps=0)
+    assert len(runs.bucket_steps) >= 2 and not runs.failed.any()
+    assert runs.loss_log[-1][1][0] < 0.5 * runs.loss_log[0][1][0]  # the loss falls
+    acc = metrics.compute_metrics("sst2", runs.logits["validation"][0], tok("sst2", "validation")["labels"])
+    assert acc["accuracy"] >= 90.0, acc
 
 
 @pytest.mark.parametrize("seed_loop", ["vmap", "map"])
@@ -180,7 +324,7 @@ def test_regression_steps_match_torch(example, tok, tmp_path):
     assert runs.steps == 2 and not runs.failed.any()
 
     seed = 1
-    init, _ = finetune.init_seeds(config, finetune.base_params(example["params"]), [seed], hp, 2)
+    init, _ = finetune.init_seeds(config, finetune.base_params(example["params"]), [seed], hp)
     hf_io.save_hf(config, jax.tree.map(lambda x: np.asarray(x[0]), init), str(tmp_path / "t"))
     model = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "t"))
     decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
@@ -210,9 +354,9 @@ def init_logits(config, params, d):
     return finetune.predict(config, params, d, 32)[0]
 
 
-def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
+def sparse_checkpoint(params):
+    """(params with 60% of every encoder kernel and the word embeddings zeroed, those paths)."""
     rng = np.random.default_rng(0)
-    params = jax.tree.map(np.asarray, example["params"])
     sparse_paths = []
 
     def sparsify(path, x):
@@ -222,7 +366,11 @@ def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
             return np.where(rng.random(x.shape) < 0.6, 0.0, x).astype(x.dtype)
         return x
 
-    sparse = sparsity.map_with_path(sparsify, params)
+    return sparsity.map_with_path(sparsify, jax.tree.map(np.asarray, params)), sparse_paths
+
+
+def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
+    sparse, sparse_paths = sparse_checkpoint(example["params"])
     masks = finetune.find_masks(finetune.base_params(sparse))
     assert sorted(masks) == sorted(sparse_paths)
     # Seed 1's learning rate is 1e30 times too large: it diverges, seed 0 must not notice.
@@ -243,6 +391,22 @@ def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
     acc = metrics.compute_metrics("sst2", runs.logits["validation"][0],
                                   tok("sst2", "validation")["labels"])["accuracy"]
     assert acc >= 80.0, acc
+
+
+def test_without_keep_masks_pruned_weights_regrow(example, tok):
+    """keep_masks off (the original's sparse GLUE rows): nothing holds the zeros, so they move."""
+    sparse, sparse_paths = sparse_checkpoint(example["params"])
+    hp = hparams(learning_rate=3e-3, batch_size=16, epochs=1, eval_batch_size=32)
+    runs = finetune.finetune(example["config"], sparse, tok("sst2", "train"),
+                             {"validation": tok("sst2", "validation")}, [0], hp, num_labels=2,
+                             use_masks=False, keep_params=True)
+    assert runs.masked_tensors == 0
+    trained = dict(sparsity.named_leaves(jax.tree.map(lambda x: np.asarray(x[0]), runs.params)))
+    for path in sparse_paths:
+        pruned = np.asarray(dict(sparsity.named_leaves(sparse))[path]) == 0
+        # Every pruned weight that got a gradient has moved (AdamW's first step is +-lr wherever the
+        # gradient is nonzero); rows of the embedding for tokens never seen stay 0.
+        assert np.mean(trained[path][pruned] != 0) > (0.01 if "embeddings" in path else 0.9), path
 
 
 # ------------------------------------------------------------------ the job (glue.run.main)
@@ -287,6 +451,12 @@ def test_job_end_to_end(example, tmp_path, monkeypatch, capsys):
     assert "| checkpoint |" in table and "failed (diverged) runs left out: cola 1, mrpc 1" in table
     assert f"{cola_mcc:.2f}" in table
     assert (out / "results.csv").read_text().startswith("model,average_bert")
+    assert results["settings"] == {"keep_masks": True}
+    assert f"| {results['extras']['sparsity']:.2f} | kept |" in table
+    # The other keep_masks setting into the same --out is refused before any task runs.
+    rc = run.main(job_config(keep_masks=False), checkpoint=str(example["ckpt"]), tasks="cola", seeds=2,
+                  data_dir=str(example["data_dir"]), out=str(out), progress=False)
+    assert rc == 2 and "holds runs fine-tuned with keep_masks=True" in capsys.readouterr().err
     assert results["extras"]["sparsity"] == pytest.approx(
         float(finetune.body_sparsity(finetune.base_params(example["params"]))))
     settings = json.loads((out / "glue_config.json").read_text())["settings"]
@@ -305,6 +475,22 @@ def test_job_end_to_end(example, tmp_path, monkeypatch, capsys):
     assert len((tmp_path / "both.csv").read_text().splitlines()) == 3
 
 
+def test_job_passes_keep_masks_and_length_buckets(example, tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_finetune(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(run.finetune, "finetune", fake_finetune)
+    rc = run.main(job_config(keep_masks=False, length_buckets=2), checkpoint=str(example["ckpt"]),
+                  tasks="cola", data_dir=str(example["data_dir"]), out=str(tmp_path), progress=False)
+    assert rc == 1 and "stop here" in capsys.readouterr().err
+    assert seen["use_masks"] is False and seen["length_buckets"] == 2
+    assert report.load_results(tmp_path)["settings"] == {"keep_masks": False}
+    assert "may regrow" in report.build_report([tmp_path])
+
+
 def test_work_directory_checkpoint_gives_perplexity(example, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(example["ckpt"], work / "hf")
@@ -320,6 +506,7 @@ def test_work_directory_checkpoint_gives_perplexity(example, tmp_path):
     ({"seeds": 0}, {}, "--seeds must be >= 1, got 0"),
     ({"data_dir": "/nonexistent/glue"}, {}, "--data_dir /nonexistent/glue is not a directory"),
     ({}, {"seed_loop": "pmap"}, "seed_loop must be one of ('auto', 'vmap', 'map'), got 'pmap'"),
+    ({}, {"length_buckets": 0}, "length_buckets must be >= 1, got 0"),
     ({}, {"tasks": {"rte": {"batch_size": 0}}}, "rte: batch_size must be >= 1, got 0"),
     ({}, {"max_length": 4}, "cola: max_length must be >= 8, got 4"),
     ({"out": ["a", "b"]}, {}, "give one --out DIR for fine-tuning"),

@@ -82,6 +82,8 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
         assert results["model"] == preset.rows[key].label
         assert sorted(results["runs"]) == sorted(TASKS) and all(len(r) == 2 for r in results["runs"].values())
         assert results["extras"]["eval_loss"] == pytest.approx(losses[0])
+        glue_row = _table_row(text.split("## GLUE")[1], preset.rows[key].label)
+        assert glue_row[-1] == "kept", glue_row  # the "sparse masks" column: the study keeps them (the default)
     assert not (out / "glue" / "static" / "seed1").exists()
     claims = text.split("## The original's claims")[1].split("## GLUE")[0]
     assert study_stats.RULE in claims

@@ -65,3 +65,25 @@ def test_other_prng_implementations_fall_back_to_jax_random():
     ref = nn.Dropout(0.25).apply({}, x, deterministic=False, rngs={"dropout": key})
     np.testing.assert_array_equal(out, ref)
     assert abs(float((out == 0).mean()) - 0.25) < 0.03
+
+
+@pytest.mark.parametrize("shape, layout", [((2, 5, 3), (2, 8, 3)), ((3, 4, 1, 6), (3, 4, 7, 7)),
+                                           ((1, 1), (4, 9)), ((6,), (6,))])
+def test_a_layout_gives_the_corner_of_the_layout_bits(shape, layout):
+    """Padding-invariant masks: an input that is the leading corner of `layout` gets that corner's bits."""
+    key = jax.random.key(7)
+    ours = jax.jit(lambda k: dropout.threefry_bits(jax.random.key_data(k), shape, layout))(key)
+    corner = tuple(slice(0, d) for d in shape)
+    np.testing.assert_array_equal(ours, jax.random.bits(key, layout, jnp.uint32)[corner])
+    mask = dropout.keep_mask(key, 0.7, shape, layout)
+    np.testing.assert_array_equal(mask, jax.random.bernoulli(key, 0.7, layout)[corner])
+    rbg = jax.random.key(7, impl="rbg")  # the fallback path cuts the corner out of JAX's own mask
+    np.testing.assert_array_equal(dropout.keep_mask(rbg, 0.7, shape, layout),
+                                  jax.random.bernoulli(rbg, 0.7, layout)[corner])
+
+
+def test_a_layout_smaller_than_the_input_is_refused():
+    with pytest.raises(ValueError, match="at least its size in every dimension"):
+        dropout.keep_mask(jax.random.key(0), 0.9, (2, 8), (2, 4))
+    with pytest.raises(ValueError, match="the input's rank"):
+        dropout.keep_mask(jax.random.key(0), 0.9, (2, 8), (2, 8, 1))

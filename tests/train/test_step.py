@@ -101,7 +101,8 @@ def test_static_sparse_step_keeps_masks_zeros_and_counts():
     assert sparsity.masked_nonzero(state["params"], masks) == 0  # sparse from the start
     for i in range(3):
         state, metrics = program.train_step(state, batch(seed=i), [])
-    assert set(metrics) == METRICS
+    assert set(metrics) == METRICS | {"kept_weights"}
+    assert int(metrics["kept_weights"]) == sum(a.n_keep for a in alloc.values())
     after = jax.device_get(sparsity.get_masks(state["opt_state"]))
     for (path, m0), (_, m1) in zip(sparsity.named_leaves(masks), sparsity.named_leaves(after)):
         np.testing.assert_array_equal(m0, m1)

@@ -1,0 +1,268 @@
+"""GLUE hyper-parameter search: every (learning rate, warm-up ratio, epochs, seed) of a grid in one program.
+
+    python scripts/finetune_glue.py --checkpoint DIR --search glue/search_config.py [--tasks rte] [--out DIR]
+
+The grid (glue/search_config.py) becomes the member axis of one fine-tuning run (glue/finetune.py:
+`finetune(..., member_hps=...)`): each member has its own seed, peak learning rate, warm-up steps and
+step count, all of them trained by one compiled step; a member whose steps are done stops updating.
+
+Protocol, per task:
+  1. Scoring set. score_on='heldout' (default): a seeded fraction of the training set is held out and
+     the members train on the rest, so the validation set stays untouched for the final number.
+     score_on='validation_fraction': the members train on the whole training set and are scored on a
+     seeded fraction of validation, the original's choice; every output labels it so.
+  2. Choice: a setting's score is the mean over its seeds of the task's score (the mean of its
+     metrics, as in the tables); the best setting wins, ties go to the first in grid order.
+  3. Final: the chosen setting is fine-tuned on the full training set with the usual seeds and scored
+     on validation, exactly as a normal run (glue/run.py) with `--hparams` would.
+
+Outputs in --out, besides a normal run's:
+    hparams/TASK.json   the chosen learning_rate, warmup_ratio, epochs, their score, what it was scored
+                        on, and every member's score; `--hparams DIR_OR_FILE` makes a normal run use it
+Resume: per finished task. A task whose hparams/TASK.json was written by the same search (same grid,
+scoring set, checkpoint and settings) is not searched again; its final run is skipped as well when
+results.json holds it with the chosen values. Files are written atomically (jax_bert.files), so a
+crash leaves a task's file whole or absent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from glue import data as glue_data
+from glue import finetune, metrics, search_config
+from glue.tasks import get_task
+from jax_bert import files
+
+FORMAT_VERSION = 1
+CHOSEN_KEYS = ("learning_rate", "warmup_ratio", "epochs")
+_SPLIT_TAG = 7919  # a stream of its own for the held-out choice (not a seed's data order)
+
+
+# ------------------------------------------------------------------ the grid and the scoring set
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    learning_rate: float
+    warmup_ratio: float
+    epochs: int
+
+
+def warmup_steps(ratio: float, steps: int) -> int:
+    """Hugging Face's warmup_ratio: ceil(ratio x steps)."""
+    return int(math.ceil(float(ratio) * steps))
+
+
+def grid(search, task_epochs: int) -> list[Setting]:
+    """Every setting of the search, in grid order (learning rate slowest, epochs fastest)."""
+    epochs = [int(e) or int(task_epochs) for e in search_config.grid_values(search, "epochs")]
+    return [Setting(float(lr), float(w), e) for lr, w, e in itertools.product(
+        search_config.grid_values(search, "learning_rates"), search_config.grid_values(search, "warmup_ratios"),
+        dict.fromkeys(epochs))]
+
+
+def members(settings: Sequence[Setting], seeds: int, hp: finetune.HParams, n_train: int):
+    """(seeds, HParams) per member: every setting x seeds 0..seeds-1, each setting's own schedule."""
+    spe = finetune.steps_per_epoch(n_train, hp.batch_size)
+    seed_list, hps = [], []
+    for s in settings:
+        for seed in range(seeds):
+            seed_list.append(seed)
+            hps.append(dataclasses.replace(hp, learning_rate=s.learning_rate, epochs=s.epochs,
+                                           warmup_steps=warmup_steps(s.warmup_ratio, s.epochs * spe)))
+    return seed_list, hps
+
+
+def split_off(n: int, fraction: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): sorted, disjoint example indices covering range(n); round(fraction x n) held
+    out (at least 1, and at least 1 kept), chosen by a seeded permutation."""
+    if n < 2:
+        raise ValueError(f"a split of {n} example(s) cannot be divided into a part to train on and one to score.")
+    k = min(n - 1, max(1, int(round(fraction * n))))
+    order = np.random.default_rng([int(split_seed), _SPLIT_TAG]).permutation(n)
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+def subset(data: Mapping[str, np.ndarray], rows: np.ndarray) -> dict:
+    return {k: np.asarray(v)[rows] for k, v in data.items()}
+
+
+def scoring_label(search) -> str:
+    pct = f"{100 * search.fraction:g}%"
+    if search.score_on == "heldout":
+        return (f"heldout: {pct} of train held out (split seed {search.split_seed}), trained on the rest; "
+                "validation untouched")
+    return (f"validation_fraction: {pct} of validation (split seed {search.split_seed}), as the original; "
+            "the validation numbers are not independent of this choice")
+
+
+def score(task, logits: np.ndarray, labels: np.ndarray) -> float:
+    """The task's score on one split: the mean of its metrics (percent), nan when undefined."""
+    m = metrics.compute_split_metrics(task, finetune.predictions(logits, task.num_labels), labels)
+    return float(np.mean(list(m.values())))
+
+
+def choose(settings: Sequence[Setting], member_scores: np.ndarray, seeds: int) -> tuple[int, np.ndarray]:
+    """(index of the best setting, mean score per setting over its finite-scored seeds; nan if none).
+    Ties go to the first setting in grid order."""
+    per = np.asarray(member_scores, np.float64).reshape(len(settings), seeds)
+    ok = np.isfinite(per)
+    means = np.where(ok.any(axis=1), np.where(ok, per, 0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1), np.nan)
+    if not np.isfinite(means).any():
+        raise ValueError("every member of the search diverged or scored nan; try smaller learning rates.")
+    return int(np.nanargmax(means)), means
+
+
+# ------------------------------------------------------------------ the hparams files
+
+def hparams_path(out: os.PathLike, task: str) -> Path:
+    return Path(out) / "hparams" / f"{task}.json"
+
+
+def read_hparams(path: os.PathLike, tasks: Sequence[str]) -> dict[str, dict]:
+    """{task: chosen values} from one hparams file or a directory of TASK.json files (tasks without a
+    file are left out). A damaged or foreign file is a ValueError naming it."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / f"{t}.json" for t in tasks if (path / f"{t}.json").is_file()]
+        if not found:
+            raise ValueError(f"--hparams {path}: no file for any of the tasks {', '.join(tasks)} "
+                             "(expected TASK.json, as a search writes into OUT/hparams).")
+    elif path.is_file():
+        found = [path]
+    else:
+        raise ValueError(f"--hparams {path}: no such file or directory.")
+    out = {}
+    for f in found:
+        try:
+            with open(f) as fh:
+                doc = json.load(fh)
+            task, chosen = doc["task"], {k: doc[k] for k in CHOSEN_KEYS}
+            get_task(task)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--hparams {f}: not a search's hparams file ({type(e).__name__}: {e}); it needs "
+                             f"task, {', '.join(CHOSEN_KEYS)}.") from None
+        check_chosen(chosen, f)
+        if task in tasks:
+            out[task] = chosen | {"scored_on": doc.get("scored_on"), "score": doc.get("score"), "file": str(f)}
+    return out
+
+
+def check_chosen(chosen: Mapping, where) -> None:
+    lr, ratio, epochs = (chosen[k] for k in CHOSEN_KEYS)
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"--hparams {where}: learning_rate must be > 0, got {lr!r}.")
+    if not (isinstance(ratio, (int, float)) and 0 <= ratio < 1):
+        raise ValueError(f"--hparams {where}: warmup_ratio must lie in [0, 1), got {ratio!r}.")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"--hparams {where}: epochs must be an integer >= 1, got {epochs!r}.")
+
+
+def apply(hp: finetune.HParams, chosen: Mapping, n_train: int) -> finetune.HParams:
+    """hp with the chosen learning rate, epochs and warm-up (ratio of this training set's steps)."""
+    steps = int(chosen["epochs"]) * finetune.steps_per_epoch(n_train, hp.batch_size)
+    return dataclasses.replace(hp, learning_rate=float(chosen["learning_rate"]), epochs=int(chosen["epochs"]),
+                               warmup_steps=warmup_steps(chosen["warmup_ratio"], steps))
+
+
+# ------------------------------------------------------------------ one task's search
+
+def fingerprint(search, hp: finetune.HParams, max_length: int, checkpoint: str, n_train: int) -> dict:
+    """What decides a search's outcome: a finished search with the same fingerprint is not rerun."""
+    return {"search": search.to_dict(), "hparams": vars(hp) | {"max_length": max_length},
+            "checkpoint": str(checkpoint), "train_examples": int(n_train)}
+
+
+def finished(out: os.PathLike, task: str, fp: dict) -> dict | None:
+    """The hparams file of a finished search of `task` with this fingerprint, else None."""
+    path = hparams_path(out, task)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if doc.get("fingerprint") == json.loads(json.dumps(fp)) else None
+
+
+def search_task(task_name: str, search, *, hp: finetune.HParams, max_length: int, bert_config, params,
+                tokenizer, dataset, out: os.PathLike, model: str, checkpoint: str, config,
+                progress: bool = True) -> dict:
+    """Searches one task (or reads its finished search) and returns its hparams document."""
+    task = get_task(task_name)
+    train = glue_data.tokenize_task(dataset["train"], task, tokenizer, max_length)
+    n_train = len(train["input_ids"])
+    fp = fingerprint(search, hp, max_length, checkpoint, n_train)
+    done = finished(out, task.name, fp)
+    if done is not None:
+        return done
+    if search.score_on == "heldout":
+        fit_rows, score_rows = split_off(n_train, search.fraction, search.split_seed)
+        fit, scoring = subset(train, fit_rows), subset(train, score_rows)
+    else:
+        val = glue_data.tokenize_task(dataset[task.validation_splits[0]], task, tokenizer, max_length)
+        fit, (_, score_rows) = train, split_off(len(val["input_ids"]), search.fraction, search.split_seed)
+        scoring = subset(val, score_rows)
+    settings = grid(search, hp.epochs)
+    seeds, member_hps = members(settings, int(search.seeds), hp, len(fit["input_ids"]))
+    base = dataclasses.replace(hp, epochs=max(m.epochs for m in member_hps))
+
+    from tqdm.auto import tqdm
+
+    steps = base.epochs * finetune.steps_per_epoch(len(fit["input_ids"]), hp.batch_size)
+    bar = tqdm(total=steps, desc=f"{task.name} search ({len(seeds)} members)", unit="step",
+               disable=not progress, mininterval=1.0, dynamic_ncols=True)
+
+    def on_progress(done_steps, loss, n_ok):
+        bar.update(done_steps - bar.n)
+        bar.set_postfix(loss=f"{loss:.4f}", ok=f"{n_ok}/{len(seeds)}", refresh=False)
+
+    try:
+        runs = finetune.finetune(bert_config, params, fit, {"score": scoring}, seeds, base,
+                                 num_labels=task.num_labels, member_hps=member_hps, progress=on_progress,
+                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop),
+                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
+                                 use_masks=bool(config.keep_masks))
+    finally:
+        bar.close()
+    member_scores = np.array([np.nan if runs.failed[i] else score(task, runs.logits["score"][i], scoring["labels"])
+                              for i in range(len(seeds))])
+    best, means = choose(settings, member_scores, int(search.seeds))
+    chosen = settings[best]
+    doc = {"format_version": FORMAT_VERSION, "model": model, "task": task.name,
+           "learning_rate": chosen.learning_rate, "warmup_ratio": chosen.warmup_ratio, "epochs": chosen.epochs,
+           "batch_size": hp.batch_size, "score": float(means[best]),
+           "metric": "mean of " + "/".join(task.metrics_per_split), "scored_on": scoring_label(search),
+           "score_examples": int(len(score_rows)), "train_examples": int(len(fit["input_ids"])),
+           "search_seconds": runs.train_seconds + runs.eval_seconds,
+           "settings": [dataclasses.asdict(s) | {"score": _finite(m)} for s, m in zip(settings, means)],
+           "members": [{"seed": s, **dataclasses.asdict(settings[i // int(search.seeds)]), "score": _finite(x)}
+                       for i, (s, x) in enumerate(zip(seeds, member_scores))],
+           "fingerprint": fp}
+    files.atomic_write_json(hparams_path(out, task.name), doc)
+    return doc
+
+
+def _finite(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summary_table(chosen: Mapping[str, Mapping]) -> str:
+    """Markdown: the chosen values per task, beside the results table."""
+    if not chosen:
+        return ""
+    lines = ["", "Hyper-parameters (chosen by search):", "",
+             "| task | learning rate | warm-up ratio | epochs | search score | scored on |",
+             "|---|---|---|---|---|---|"]
+    for task, c in chosen.items():
+        s = c.get("score")
+        lines.append(f"| {task} | {c['learning_rate']:g} | {c['warmup_ratio']:g} | {c['epochs']} | "
+                     f"{'' if s is None else f'{s:.2f}'} | {c.get('scored_on') or ''} |")
+    return "\n".join(lines) + "\n"
