@@ -1,22 +1,36 @@
-"""The original's whole study as one resumable job: four pretraining runs, GLUE for each, one report.
+"""The original's study as one resumable job: a table of pretraining rows, each over several pretraining
+seeds, GLUE for the study's rows, one report; and the RigL ablation on the same machinery.
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
+        [--pretrain_seeds N] [--ablation]
 
-Stages, in order (each is the code path of scripts/pretrain.py or scripts/finetune_glue.py, nothing
-else):
-    teacher      the dense teacher (bert_1mi's role)
+A preset (configs/study_*.py) is a table of rows (glue/study_rows.py), each added with `add_row`: a
+key, the table's label, a pretraining config (run by scripts/pretrain.py's code path, nothing else),
+whether it distils from the teacher row, how many seeds it runs and which parts ('study', 'ablation')
+it belongs to. The study's rows, in order:
+    teacher      the dense teacher (bert_1mi's role); one seed, so every student distils from the same one
     dense_short  the dense short run (bert_100k's role)
-    sparse_kd    static 80% sparsity + distillation from the teacher + one-cycle
-    rigl_kd      the same with RigL
-then GLUE for each model (vmapped seeds), then report.md with the tables, each row's settings, the
-wall time of every stage, the training-loss curves and the per-tensor density of the sparse rows.
-A rerun skips what is finished and resumes what was interrupted (pretraining from its last
-checkpoint, GLUE from the first task without results).
+    static       static 80% sparsity + one-cycle, no distillation (claim 1's control; not in the original)
+    static_kd    static 80% + distillation from the teacher + one-cycle (sparse_80%_kd_onecycle_lr)
+    rigl_kd      the same with RigL (sparse_80%_kd_onecycle_lr_rigl)
+A new row (another sparsity method, say) is one more `add_row` in the preset.
+
+Each row runs for seeds 0 .. n-1 (train.seed = sparsity.seed = the seed: batches, dropout, evaluation
+masks and initial masks all change) in OUT/KEY/seedN. Then GLUE for the study's rows on the models of
+the first `glue.pretrain_seeds` seeds (OUT/glue/KEY/seedN), then OUT/report.md (glue/study_report.py):
+eval loss and perplexity as mean ± std over seeds, the original's three claims judged by
+glue/study_stats.py's rule, the GLUE tables, each row's settings, the wall time of every stage,
+training-loss curves and the per-tensor density of the sparse rows. `--ablation` runs the rows of the
+'ablation' part instead (the teacher and the rows it shares with the study are the same work
+directories) and writes OUT/ablation.md. A rerun skips what is finished and resumes what was
+interrupted (pretraining from its last checkpoint, GLUE from the first task without results); a work
+directory holding a run of another config is an error, never silently reused.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-import os
 import time
 from pathlib import Path
 
@@ -25,56 +39,116 @@ import ml_collections
 from glue import config as glue_config
 from glue import report, synthetic
 from glue import run as glue_run
+from glue.study_report import write_ablation_report, write_report
+from glue.study_rows import glue_models, row_config, rows_of, seeds_of, workdir
 from glue.tasks import TASK_NAMES
 from jax_bert import files
+from jax_bert.bench import timing
 
-STAGES = ("teacher", "dense_short", "sparse_kd", "rigl_kd")
-ROW_NAMES = {"teacher": "bert_1mi (teacher)", "dense_short": "bert_100k",
-             "sparse_kd": "sparse_80%_kd_onecycle_lr", "rigl_kd": "sparse_80%_kd_onecycle_lr_rigl"}
 _STATE_FILE = "study_state.json"
+
+
+# ------------------------------------------------------------------------------------ the preset
+
+
+def check(study, seeds: int | None = None) -> None:
+    """Errors in the preset, before anything runs."""
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}.")
+    if study.seeds < 1:
+        raise ValueError(f"--pretrain_seeds must be >= 1, got {study.seeds}.")
+    unknown = [t for t in study.glue.tasks if t not in TASK_NAMES]
+    if unknown:
+        raise ValueError(f"unknown GLUE tasks {unknown}; valid: {', '.join(TASK_NAMES)}.")
+    if study.teacher not in study.rows or study.rows[study.teacher].distill:
+        raise ValueError(f"the teacher row {study.teacher!r} is missing or distils itself; add it with add_row.")
+    missing = [k for k in study.order if k not in study.rows] + [k for k in study.rows if k not in study.order]
+    if missing:
+        raise ValueError(f"rows {missing} are not in both study.rows and study.order; add rows with add_row.")
+    glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
+
+
+def with_seeds(study, pretrain_seeds: int | None):
+    """The preset with `pretrain_seeds` seeds per row (the preset's own when None)."""
+    study = copy.deepcopy(study)
+    if pretrain_seeds is not None:
+        study.seeds = pretrain_seeds
+    return study
+
+
+# ------------------------------------------------------------------------------------ state
 
 
 def _load_state(out: Path) -> dict:
     path = out / _STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"seconds": {}, "done": []}
+    return json.loads(path.read_text()) if path.is_file() else {"seconds": {}}
 
 
 def _save_state(out: Path, state: dict) -> None:
     files.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def stage_config(study: ml_collections.ConfigDict, stage: str, out: Path) -> ml_collections.ConfigDict:
-    """The pretraining config of a stage, wired to the teacher's work directory and vocabulary."""
-    config = ml_collections.ConfigDict(study.stages[stage].to_dict())
-    teacher_dir = str(out / "teacher")
-    if stage != "teacher" and study.share_teacher_tokenizer:
-        config.tokenizer.name = os.path.join(teacher_dir, "tokenizer")
-    if stage in ("sparse_kd", "rigl_kd"):
-        config.distill.teachers = [{"path": teacher_dir, "weight": 1.0}]
-    return config
+@contextlib.contextmanager
+def _timed(out: Path, state: dict, stage: str):
+    """Adds the block's wall time to the stage's seconds (a resumed stage adds up) and records the share of
+    the CPUs that other processes used meanwhile (seconds-weighted over resumes): timings from a busy
+    machine say so in the report."""
+    t0 = time.time()
+    with timing.CpuMonitor() as monitor:
+        yield
+    seconds, before = time.time() - t0, state["seconds"].get(stage, 0.0)
+    shares = state.setdefault("other_cpu_share", {})
+    if monitor.other_share is not None:
+        old = shares.get(stage, monitor.other_share)
+        shares[stage] = (old * before + monitor.other_share * seconds) / max(before + seconds, 1e-9)
+    state["seconds"][stage] = before + seconds
+    _save_state(out, state)
 
 
-def _pretrain_finished(workdir: Path, steps: int) -> bool:
-    results = workdir / "eval_results.json"
-    return results.is_file() and json.loads(results.read_text()).get("step") == steps
+# ------------------------------------------------------------------------------------ pretraining
 
 
-def run_pretraining(study, out: Path, state: dict, log) -> None:
+def _comparable(config: dict, wired: bool) -> dict:
+    """A config as JSON, without what the study wires from the study directory's path (the teacher's
+    directory and vocabulary) when `wired`: `--out runs/x` and `--out /abs/runs/x` are the same study."""
+    d = json.loads(json.dumps(config, default=str))
+    if wired:
+        d["distill"]["teachers"] = [t.get("weight") if isinstance(t, dict) else 1.0 for t in d["distill"]["teachers"]]
+        d["tokenizer"]["name"] = None
+    return d
+
+
+def _pretrain_finished(wd: Path, config: ml_collections.ConfigDict, wired: bool) -> bool:
+    """Finished: its final evaluation is written. A work directory with another config is an error."""
+    if (wd.parent / "checkpoints").is_dir() or (wd.parent / "eval_results.json").is_file():
+        raise ValueError(f"{wd.parent} holds a run of the study's older one-seed layout; use a new --out.")
+    written = wd / "config.json"
+    ours = _comparable(config.to_dict(), wired)
+    if written.is_file() and _comparable(json.loads(written.read_text()), wired) != ours:
+        raise ValueError(f"{wd} holds a run of another config (did the preset change?); delete that directory "
+                         f"or use another --out.")
+    results = wd / "eval_results.json"
+    return results.is_file() and json.loads(results.read_text()).get("step") == config.train.steps
+
+
+def run_pretraining(study, out: Path, keys: list[str], state: dict, log) -> None:
     from jax_bert.train import loop
 
-    for stage in STAGES:
-        config = stage_config(study, stage, out)
-        workdir = out / stage
-        if _pretrain_finished(workdir, config.train.steps):
-            log(f"[{stage}] finished earlier, skipped")
-            continue
-        log(f"[{stage}] pretraining {config.train.steps} steps -> {workdir}")
-        t0 = time.time()
-        result = loop.run(config, str(workdir))
-        state["seconds"][stage] = state["seconds"].get(stage, 0.0) + time.time() - t0
-        _save_state(out, state)
-        if result["status"] != "finished":
-            raise SystemExit(f"[{stage}] {result['status']}; rerun the same command to resume.")
+    for key in keys:
+        for seed in seeds_of(study, key):
+            config = row_config(study, key, seed, out)
+            wd = workdir(out, key, seed)
+            if _pretrain_finished(wd, config, wired=key != study.teacher):
+                log(f"[{key} seed{seed}] finished earlier, skipped")
+                continue
+            log(f"[{key} seed{seed}] pretraining {config.train.steps} steps -> {wd}")
+            with _timed(out, state, f"{key} seed{seed}"):
+                result = loop.run(config, str(wd))
+            if result["status"] != "finished":
+                raise SystemExit(f"[{key} seed{seed}] {result['status']}; rerun the same command to resume.")
+
+
+# ------------------------------------------------------------------------------------ GLUE
 
 
 def glue_data_dir(study, out: Path, given: str | None) -> tuple[str | None, bool]:
@@ -104,114 +178,70 @@ def glue_config_of(study) -> ml_collections.ConfigDict:
 def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: dict, log) -> list[Path]:
     config = glue_config_of(study)
     out_dirs = []
-    for stage in STAGES:
-        glue_out = out / "glue" / stage
+    for key, seed in glue_models(study):
+        glue_out = out / "glue" / key / f"seed{seed}"
         out_dirs.append(glue_out)
         done = set()
         if (glue_out / report.RESULTS_FILE).is_file():
             done = set(report.load_results(glue_out).get("runs", {}))
         todo = [t for t in study.glue.tasks if t not in done]
         if not todo:
-            log(f"[glue {stage}] finished earlier, skipped")
+            log(f"[glue {key} seed{seed}] finished earlier, skipped")
             continue
-        log(f"[glue {stage}] {', '.join(todo)}")
-        t0 = time.time()
-        status = glue_run.main(config, checkpoint=str(out / stage), tasks=todo, out=str(glue_out),
-                               model_name=ROW_NAMES[stage], data_dir=data_dir, seeds=seeds, progress=False)
-        state["seconds"][f"glue {stage}"] = state["seconds"].get(f"glue {stage}", 0.0) + time.time() - t0
-        _save_state(out, state)
+        log(f"[glue {key} seed{seed}] {', '.join(todo)}")
+        with _timed(out, state, f"glue {key} seed{seed}"):
+            status = glue_run.main(config, checkpoint=str(workdir(out, key, seed)), tasks=todo, out=str(glue_out),
+                                   model_name=study.rows[key].label, data_dir=data_dir, seeds=seeds, progress=False)
         if status != 0:
-            raise SystemExit(f"[glue {stage}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
+            raise SystemExit(f"[glue {key} seed{seed}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
     return out_dirs
 
 
-def _loss_curves_png(out: Path, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jax_bert.train.logs import read_jsonl
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for stage in STAGES:
-        rows = [r for r in read_jsonl(str(out / stage / "metrics.jsonl")) if "train/loss" in r]
-        ax.plot([r["step"] for r in rows], [r["train/loss"] for r in rows], label=ROW_NAMES[stage])
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss, nats (KD rows: KD objective)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _density_png(out: Path, stage: str, path: Path) -> float:
-    import sparsity
-    from jax_bert.model import hf_io
-
-    _, params = hf_io.load_hf(str(out / stage / "hf"))
-    stats = sparsity.sparsity_stats(params)
-    path.write_bytes(sparsity.density_chart_png(stats, only_sparse=False))
-    return stats.overall.sparsity
-
-
-def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, state: dict) -> str:
-    table = report.build_report([str(d) for d in glue_dirs], csv_path=str(out / "results.csv"))
-    _loss_curves_png(out, out / "loss_curves.png")
-    lines = [f"# {study.title}" + (" — GLUE numbers from SYNTHETIC tasks, not real GLUE" if synthetic_data else ""),
-             "", f"Scale preset: `{study.name}`. Generated by `python scripts/reproduce.py --scale {study.name}`.", "",
-             table, "", "## Settings per row", ""]
-    for stage in STAGES:
-        c = stage_config(study, stage, out)
-        sp = (f"{c.sparsity.overall if c.sparsity.overall >= 0 else c.sparsity.level:.0%} {c.sparsity.method}"
-              if c.sparsity.enabled else "dense")
-        rigl = f", RigL every {c.sparsity.rigl.update_freq}" if c.sparsity.enabled and c.sparsity.rigl.enabled else ""
-        kd = ", distilled from the teacher" if stage in ("sparse_kd", "rigl_kd") else ""
-        m = c.model
-        lines.append(f"- **{ROW_NAMES[stage]}**: {m.num_hidden_layers} layers, hidden {m.hidden_size}, "
-                     f"{c.train.steps} steps x batch {c.train.global_batch_size} x length {c.train.seq_len}, "
-                     f"{c.optim.schedule} lr {c.optim.learning_rate:g}, {sp}{rigl}{kd}.")
-    lines += ["", "## Wall time per stage", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in state["seconds"].items()]
-    lines += ["", "## Training loss", "", "![training loss](loss_curves.png)", "", "## Per-tensor density", ""]
-    for stage in ("sparse_kd", "rigl_kd"):
-        png = out / f"density_{stage}.png"
-        overall = _density_png(out, stage, png)
-        lines += [f"{ROW_NAMES[stage]}: {overall:.2%} of all parameters are zero.", "", f"![density]({png.name})", ""]
-    text = "\n".join(lines) + "\n"
-    files.atomic_write_text(out / "report.md", text)
-    return text
+# ------------------------------------------------------------------------------------ entry points
 
 
 def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: str | None = None,
-              seeds: int | None = None, log=print) -> str:
-    """Runs (or resumes) the whole study; returns the report's markdown."""
+              seeds: int | None = None, pretrain_seeds: int | None = None, log=print) -> str:
+    """Runs (or resumes) the study's rows over their seeds, then GLUE; returns the report's markdown.
+    `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's."""
+    study = with_seeds(study, pretrain_seeds)
+    check(study, seeds)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
-    unknown = [t for t in study.glue.tasks if t not in TASK_NAMES]
-    if unknown:
-        raise ValueError(f"unknown GLUE tasks {unknown}; valid: {', '.join(TASK_NAMES)}.")
-    if seeds is not None and seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {seeds}.")
-    glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
     state = _load_state(out_path)
-    run_pretraining(study, out_path, state, log)
+    run_pretraining(study, out_path, rows_of(study, "study"), state, log)
     data_dir, synthetic_data = glue_data_dir(study, out_path, glue_data_dir_arg)
     glue_dirs = run_glue(study, out_path, data_dir, seeds, state, log)
     return write_report(study, out_path, glue_dirs, synthetic_data, state)
 
 
-def base_study_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.name = ""
-    c.title = "Sparse BERT study"
-    c.share_teacher_tokenizer = True  # the other stages use the teacher's vocabulary (needed for KD)
-    c.stages = ml_collections.ConfigDict()
-    c.glue = ml_collections.ConfigDict({
-        "tasks": list(TASK_NAMES),
-        "synthetic": True,  # without --glue_data_dir: generated tasks (tiny/small) or the hub (base)
-        "synthetic_sizes": {"train": 256, "validation": 64, "test": 16},
-        # Changes to glue/config.py's settings, e.g. {"learning_rate": 1e-3, "tasks": {"cola": {"epochs": 3}}}
-        "overrides": {},
-    })
-    return c
+def with_ablation_rows(study, rows: list[str] | None):
+    """The preset whose ablation part is only `rows` (and the rows it is compared with); all of it when None."""
+    if rows is None:
+        return study
+    ablation = [k for k in rows_of(study, "ablation") if k != study.teacher]
+    unknown = [k for k in rows if k not in ablation]
+    if unknown:
+        raise ValueError(f"--rows {','.join(unknown)}: not ablation rows of the {study.name or 'given'} preset; "
+                         f"choose from {','.join(ablation)}.")
+    study = copy.deepcopy(study)
+    for key in ablation:
+        if key not in rows and key not in study.ablation_references:
+            study.rows[key].parts = tuple(p for p in study.rows[key].parts if p != "ablation")
+    return study
+
+
+def run_ablation(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: int | None = None,
+                 rows: list[str] | None = None, log=print) -> str:
+    """Runs (or resumes) the rows of the 'ablation' part (only `rows` and the reference rows, when given);
+    returns ablation.md's markdown."""
+    study = with_ablation_rows(with_seeds(study, pretrain_seeds), rows)
+    check(study)
+    keys = rows_of(study, "ablation")
+    if len(keys) < 2:
+        raise ValueError(f"the {study.name or 'given'} preset has no ablation rows (parts=('ablation',)).")
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out_path)
+    run_pretraining(study, out_path, keys, state, log)
+    return write_ablation_report(study, out_path, state)

@@ -1,9 +1,14 @@
-"""One command for the seed's whole study: four pretraining runs, GLUE for each, one report.
+"""One command for the whole study: the preset's pretraining rows over several seeds, GLUE, one report.
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
+        [--pretrain_seeds N] [--ablation [--rows KEY,...]]
 
-The scale presets are configs/study_{tiny,small,base}.py. Rerunning the same command skips the
-finished stages and resumes the interrupted one. See glue/study.py.
+The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
+rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
+the named ablation rows (and the rows they are compared with). Rerunning
+the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
+in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py. A bad command line is one
+line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
 import argparse
 import logging
@@ -20,20 +25,41 @@ def main(argv=None) -> int:
     parser.add_argument("--glue_data_dir", default=None,
                         help="Local GLUE data (hub parquet or GLUE TSV layout); tiny/small default: synthetic tasks.")
     parser.add_argument("--seeds", type=int, default=None, help="Runs per GLUE task (default: the protocol's).")
+    parser.add_argument("--pretrain_seeds", type=int, default=None,
+                        help="Pretraining seeds per row (default: the preset's; the teacher keeps one).")
+    parser.add_argument("--ablation", action="store_true", help="Run the preset's RigL ablation (ablation.md).")
+    parser.add_argument("--rows", default=None,
+                        help="With --ablation: only these ablation rows (comma-separated keys) and the reference rows.")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
+    import jax
+
     from glue import study
+    from jax_bert import cli
     from jax_bert.train.config import load_config_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     preset = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py")).get_config()
-    try:
-        text = study.run_study(preset, args.out or os.path.join("runs", f"study_{args.scale}"),
-                               glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds)
+    out = args.out or os.path.join("runs", f"study_{args.scale}")
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.join(out, "jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    try:  # a bad command line or preset: one line and exit status 2, before any work
+        if args.ablation and (args.glue_data_dir or args.seeds):
+            raise ValueError("--ablation pretrains only; drop --glue_data_dir and --seeds.")
+        if args.rows is not None and not args.ablation:
+            raise ValueError("--rows selects ablation rows; add --ablation.")
+        rows = None if args.rows is None else [r for r in args.rows.split(",") if r]
+        study.check(study.with_ablation_rows(study.with_seeds(preset, args.pretrain_seeds), rows), args.seeds)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        cli.fail(str(e), cli.USAGE)
+    # an expected error while running (bad data, a damaged checkpoint, a full disk): one line, exit status 1
+    if args.ablation:
+        text = cli.run(lambda: study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds, rows=rows))
+    else:
+        text = cli.run(lambda: study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
+                                               pretrain_seeds=args.pretrain_seeds))
     print(text)
     return 0
 
