@@ -546,6 +546,30 @@ def _check_data(data, name, num_labels, labelled: bool):
                              f"{sorted(set(np.unique(y).tolist()))[:10]}.")
 
 
+def finetune_as_configured(glue_config, bert_config: BertConfig, params, train, evals, seeds: Sequence[int],
+                           hp: HParams, *, num_labels: int, desc: str, show_progress: bool,
+                           member_hps: Sequence[HParams] | None = None) -> SeedRuns:
+    """`finetune` with the run's GLUE config settings (log_every, seed_loop, length_buckets, pack_tokens,
+    keep_masks) and a progress bar over its steps: what a GLUE run and a search both call."""
+    from tqdm.auto import tqdm
+
+    epochs = max(m.epochs for m in member_hps) if member_hps else hp.epochs
+    bar = tqdm(total=epochs * steps_per_epoch(len(train["input_ids"]), hp.batch_size), desc=desc, unit="step",
+               disable=not show_progress, mininterval=1.0, dynamic_ncols=True)
+
+    def on_progress(done_steps, loss, n_ok):
+        bar.update(done_steps - bar.n)
+        bar.set_postfix(loss=f"{loss:.4f}", ok=f"{n_ok}/{len(seeds)}", refresh=False)
+
+    try:
+        return finetune(bert_config, params, train, evals, seeds, hp, num_labels=num_labels, member_hps=member_hps,
+                        progress=on_progress, log_every=int(glue_config.log_every),
+                        seed_loop=str(glue_config.seed_loop), length_buckets=int(glue_config.length_buckets),
+                        pack_tokens=bool(glue_config.pack_tokens), use_masks=bool(glue_config.keep_masks))
+    finally:
+        bar.close()
+
+
 def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              evals: Mapping[str, Mapping[str, np.ndarray]], seeds: Sequence[int],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,

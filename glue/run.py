@@ -152,24 +152,9 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
     if chosen is not None:
         hp = hp_search.apply(hp, chosen, len(train["input_ids"]))
 
-    steps = finetune.total_steps(len(train["input_ids"]), hp)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, desc=f"{task.name} ({len(seed_list)} seeds)", unit="step",
-               disable=not progress, mininterval=1.0, dynamic_ncols=True)
-
-    def on_progress(done, loss, n_ok):
-        bar.update(done - bar.n)
-        bar.set_postfix(loss=f"{loss:.4f}", ok=f"{n_ok}/{len(seed_list)}", refresh=False)
-
-    try:
-        runs = finetune.finetune(bert_config, params, train, evals, seed_list, hp,
-                                 num_labels=task.num_labels, progress=on_progress,
-                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop),
-                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
-                                 use_masks=bool(config.keep_masks))
-    finally:
-        bar.close()
+    runs = finetune.finetune_as_configured(config, bert_config, params, train, evals, seed_list, hp,
+                                           num_labels=task.num_labels, desc=f"{task.name} ({len(seed_list)} seeds)",
+                                           show_progress=progress)
 
     scored = {s: int(runs.logits[s].shape[1]) for s in eval_splits}
     for s in eval_splits:  # every example scored, none dropped

@@ -213,24 +213,9 @@ def search_task(task_name: str, search, *, hp: finetune.HParams, max_length: int
     seeds, member_hps = members(settings, int(search.seeds), hp, len(fit["input_ids"]))
     base = dataclasses.replace(hp, epochs=max(m.epochs for m in member_hps))
 
-    from tqdm.auto import tqdm
-
-    steps = base.epochs * finetune.steps_per_epoch(len(fit["input_ids"]), hp.batch_size)
-    bar = tqdm(total=steps, desc=f"{task.name} search ({len(seeds)} members)", unit="step",
-               disable=not progress, mininterval=1.0, dynamic_ncols=True)
-
-    def on_progress(done_steps, loss, n_ok):
-        bar.update(done_steps - bar.n)
-        bar.set_postfix(loss=f"{loss:.4f}", ok=f"{n_ok}/{len(seeds)}", refresh=False)
-
-    try:
-        runs = finetune.finetune(bert_config, params, fit, {"score": scoring}, seeds, base,
-                                 num_labels=task.num_labels, member_hps=member_hps, progress=on_progress,
-                                 log_every=int(config.log_every), seed_loop=str(config.seed_loop),
-                                 length_buckets=int(config.length_buckets), pack_tokens=bool(config.pack_tokens),
-                                 use_masks=bool(config.keep_masks))
-    finally:
-        bar.close()
+    runs = finetune.finetune_as_configured(config, bert_config, params, fit, {"score": scoring}, seeds, base,
+                                           num_labels=task.num_labels, member_hps=member_hps,
+                                           desc=f"{task.name} search ({len(seeds)} members)", show_progress=progress)
     member_scores = np.array([np.nan if runs.failed[i] else score(task, runs.logits["score"][i], scoring["labels"])
                               for i in range(len(seeds))])
     best, means = choose(settings, member_scores, int(search.seeds))
