@@ -382,13 +382,7 @@ def restore(
     try:
         step = _resolve_step(directory, step, sorted(manager.all_steps()))
         damaged = lambda reason: CheckpointDamaged(directory, step, reason)  # noqa: E731
-        try:
-            saved = manager.item_metadata(step)[_STATE]
-        except Exception as e:  # noqa: BLE001 - anything unreadable is damage
-            raise damaged(f"its state metadata cannot be read ({_first_line(e)})") from e
-        if saved is None:
-            raise damaged("its state/ folder is missing")
-        difference = _compare(saved.tree if hasattr(saved, "tree") else saved, abstract_state)
+        difference = _compare(_saved_state_tree(manager, step, damaged), abstract_state)
         if difference:
             raise CheckpointMismatch(f"checkpoint {step} in {directory} holds another model or optimizer "
                                      f"({difference})")
@@ -473,6 +467,18 @@ def restore_latest(
     return None
 
 
+def _saved_state_tree(reader, step: int, damaged):
+    """The saved state's metadata tree of checkpoint `step`; unreadable or missing metadata is damage
+    (`damaged(reason)` builds the error that names the checkpoint)."""
+    try:
+        saved = reader.item_metadata(step)[_STATE]
+    except Exception as e:  # noqa: BLE001 - anything unreadable is damage
+        raise damaged(f"its state metadata cannot be read ({_first_line(e)})") from e
+    if saved is None:
+        raise damaged("its state/ folder is missing")
+    return saved.tree if hasattr(saved, "tree") else saved
+
+
 def restore_params_only(
     directory: str | os.PathLike,
     step: int | None = None,
@@ -492,13 +498,7 @@ def restore_params_only(
     try:
         step = _resolve_step(directory, step, sorted(reader.all_steps()))
         damaged = lambda reason: CheckpointDamaged(_absolute(directory), step, reason)  # noqa: E731
-        try:
-            saved = reader.item_metadata(step)[_STATE]
-        except Exception as e:  # noqa: BLE001 - anything unreadable is damage
-            raise damaged(f"its state metadata cannot be read ({_first_line(e)})") from e
-        if saved is None:
-            raise damaged("its state/ folder is missing")
-        subtree = saved.tree if hasattr(saved, "tree") else saved
+        subtree = _saved_state_tree(reader, step, damaged)
         for depth, name in enumerate(names):
             if not isinstance(subtree, Mapping) or name not in subtree:
                 found = sorted(subtree) if isinstance(subtree, Mapping) else type(subtree).__name__
