@@ -136,7 +136,7 @@ class Engine:
 
     def __init__(self, cfg: BertConfig, mesh, batch_np, *, config=None, teacher_dtype=None, seed=0):
         config = config if config is not None else run_config(100_000)
-        abstract_params = jax.eval_shape(lambda: model.init_params(cfg, jax.random.key(0)))
+        abstract_params = model.abstract_params(cfg)
         tx = optim.make_train_optimizer(config, abstract_params)
         teachers = [make_teacher(cfg, mesh, teacher_dtype)] if teacher_dtype else []
         self.program = train_step.build(cfg, tx, mesh, seed=seed, teachers=teachers,

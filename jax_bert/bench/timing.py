@@ -66,6 +66,19 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def use_cpu_devices(n: int) -> None:
+    """Runs JAX on `n` CPU devices (fake ones on one host: the meshes of a cluster, to compile for).
+    Must come before anything asks JAX for a device."""
+    import jax
+
+    if n > 1:
+        jax.config.update("jax_platforms", "cpu")
+        jax.config.update("jax_num_cpu_devices", n)
+    if jax.device_count() < n:
+        raise SystemExit(f"error: {n} devices asked for but JAX started with {jax.device_count()}; "
+                         f"run the benchmark in a fresh process.")
+
+
 def split_rounds(n: int, rounds: int) -> list[int]:
     rounds = max(1, min(rounds, n))
     return [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]

@@ -10,7 +10,8 @@ Param tree (names mirror Hugging Face's so conversion is a rename plus a transpo
     mlm/transform/dense, mlm/transform/LayerNorm, mlm/bias   (decoder tied to word_embeddings)
     classifier/{kernel,bias}
 
-Every Dense kernel is [in, out]. Params carry logical axis names (see `sharding.py`).
+Every Dense kernel is [in, out]. Params carry logical axis names (see jax_bert/train/sharding.py), and so
+do the activations that decide how a sharded step computes (partitioning.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 from jax_bert.model.config import BertConfig
 from jax_bert.model.dropout import Dropout
 from jax_bert.model.packing import to_packed, to_padded
+from jax_bert.model.partitioning import constrain
 
 HEADS = ("mlm", "classifier", "none")
 
@@ -126,7 +128,8 @@ class Embeddings(nn.Module):
         else:
             length = packing["slot_token"].shape[1]
             positions = packing["token_slot"] % length  # dummies: position 0
-        x = word(input_ids) + position(positions) + token_type(token_type_ids)
+        # Split over the batch, whole along the hidden axis: the table may be sharded along it (fsdp).
+        x = constrain(word(input_ids) + position(positions) + token_type(token_type_ids), "batch")
         x = _layer_norm(cfg)(x)
         return _hidden_dropout(cfg, self.deterministic, x, length, packing)
 
@@ -146,7 +149,8 @@ class SelfAttention(nn.Module):
         cfg = self.config
         batch, length = attention_mask.shape
         padded = (lambda t: t) if packing is None else (lambda t: to_padded(t, packing))
-        split = lambda t: t.reshape(batch, t.shape[1], cfg.num_attention_heads, cfg.head_dim)
+        split = lambda t: constrain(t.reshape(batch, t.shape[1], cfg.num_attention_heads, cfg.head_dim),
+                                    "batch", None, "heads")
         query = _dense(cfg, cfg.hidden_size, ("embed", "heads"), "query")
         if self.first_token_only:
             q = split(query(_first_tokens(x, packing)))
@@ -168,7 +172,7 @@ class SelfAttention(nn.Module):
             full = _layout_length(cfg, length)
             probs = Dropout(dropout)(probs, deterministic=False, layout=probs.shape[:2] + (full, full))
             out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-        return out.reshape(batch, queries, cfg.hidden_size)
+        return constrain(out.reshape(batch, queries, cfg.hidden_size), "batch", None, "heads")
 
 
 class AttentionBlock(nn.Module):
@@ -198,7 +202,7 @@ class AttentionOutput(nn.Module):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("heads", "embed"), "dense")(h)
         h = _hidden_dropout(cfg, self.deterministic, h, length, packing)
-        return _layer_norm(cfg)(h + residual)
+        return constrain(_layer_norm(cfg)(h + residual), "batch")
 
 
 class Intermediate(nn.Module):
@@ -207,7 +211,8 @@ class Intermediate(nn.Module):
     @nn.compact
     def __call__(self, x):
         cfg = self.config
-        return _act(cfg.hidden_act)(_dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "dense")(x))
+        h = _dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "dense")(x)
+        return _act(cfg.hidden_act)(constrain(h, "batch", *[None] * (h.ndim - 2), "mlp"))
 
 
 class Output(nn.Module):
@@ -219,7 +224,7 @@ class Output(nn.Module):
         cfg = self.config
         h = _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "dense")(h)
         h = _hidden_dropout(cfg, self.deterministic, h, length, packing)
-        return _layer_norm(cfg)(h + residual)
+        return constrain(_layer_norm(cfg)(h + residual), "batch")
 
 
 class Layer(nn.Module):
@@ -329,8 +334,9 @@ class MlmHead(nn.Module):
         # The vocabulary projection and everything after it run in float32 whatever the compute
         # dtype: bf16 logits over tens of thousands of tokens would round away the small
         # probabilities the MLM and distillation losses (and a teacher's targets) depend on.
+        t = constrain(t, "batch")
         logits = jnp.einsum("...h,vh->...v", t.astype(jnp.float32), word_embeddings.astype(jnp.float32))
-        return logits + bias
+        return constrain(logits + bias, "batch", *[None] * (logits.ndim - 2), "vocab")
 
 
 class MlmTransform(nn.Module):
@@ -402,6 +408,11 @@ def init_params(config: BertConfig, rng: jax.Array, head: str = "mlm") -> dict[s
     """Random params (Hugging Face's init: normal(0.02) weights, zero biases, unit LayerNorm)."""
     boxed = Bert(config, head).init({"params": rng}, *_dummy_inputs(config))["params"]
     return nn.meta.unbox(boxed)
+
+
+def abstract_params(config: BertConfig, head: str = "mlm") -> dict[str, Any]:
+    """The params' shapes and dtypes (jax.ShapeDtypeStruct leaves); nothing is computed or allocated."""
+    return jax.eval_shape(lambda: init_params(config, jax.random.key(0), head))
 
 
 def logical_axes(config: BertConfig, head: str = "mlm") -> dict[str, Any]:

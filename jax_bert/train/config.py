@@ -237,11 +237,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         optim.gmp_steps(config.sparsity, t.steps)  # first: it also refuses RigL and GMP together
         optim.rigl_schedule(config.sparsity, t.steps)
         if fields["vocab_size"] and not config.init_from_hf:  # the rules against the model's shapes, now
-            import jax
 
             from jax_bert import model
 
-            abstract = jax.eval_shape(lambda: model.init_params(BertConfig(**fields), jax.random.key(0)))
+            abstract = model.abstract_params(BertConfig(**fields))
             optim.make_train_optimizer(config, abstract)
 
 

@@ -10,7 +10,6 @@ import math
 import os
 import re
 
-import jax
 import ml_collections
 
 import sparsity
@@ -33,7 +32,7 @@ def schedule_check(workdir: str) -> list[dict]:
         model_config = BertConfig(**json.load(f))
     if not (config.sparsity.enabled and config.sparsity.gmp.enabled):
         raise ValueError(f"{workdir} is not a gradual-magnitude-pruning run (sparsity.gmp.enabled is off).")
-    shapes = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
+    shapes = model.abstract_params(model_config)
     schedule = optim.gmp_schedule(config.sparsity, int(config.train.steps), shapes)
     sparse = set(sparsity.match_rules(shapes, optim.sparsity_spec(config.sparsity).rules))
     sizes = {p: math.prod(x.shape) for p, x in sparsity.named_leaves(shapes)}

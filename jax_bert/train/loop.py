@@ -263,7 +263,7 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
     model_config, init_params = model_config_for(config, tokenizer)
     mask_kw = masking_kwargs(config, tokenizer)
     # Every configuration error (sparsity rules, RigL settings, teachers) surfaces here, before compiling.
-    abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
+    abstract_params = model.abstract_params(model_config)
     tx = optim.make_train_optimizer(config, abstract_params)
     loaded_teachers = teachers.load_teachers(config.distill, model_config, mesh)
     program = train_step.build(model_config, tx, mesh, seed=t.seed, teachers=loaded_teachers,

@@ -152,7 +152,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
     model_config, init_params = loop.model_config_for(config, tokenizer)
     mask_kw = loop.masking_kwargs(config, tokenizer)
     test_config = range_test_config(config)
-    abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
+    abstract_params = model.abstract_params(model_config)
     tx = optim.make_train_optimizer(test_config, abstract_params, lr_schedule=lr_schedule)
     frozen = teachers.load_teachers(config.distill, model_config, mesh)
     program = train_step.build(model_config, tx, mesh, seed=config.train.seed, teachers=frozen,

@@ -1,15 +1,21 @@
 """Device mesh, logical-axis rules, explicit shardings and multi-host initialisation.
 
-A mesh has the named axes (data, fsdp, tensor). Model params carry logical axis names (model.py);
-RULES maps each logical name to a mesh axis. The batch is split over (data, fsdp). With one device
-every sharding is trivial and the step is plain jit.
+A mesh has the named axes (data, fsdp, tensor). Model params and activations carry logical axis
+names (jax_bert/model/bert.py, partitioning.py); RULES maps each logical name to a mesh axis. The
+batch is split over (data, fsdp). fsdp shards the params (and their optimizer state and masks) along
+their hidden ("embed") dimension, while every activation stays split over the batch and whole along
+the hidden dimension: each layer's params are gathered where the layer runs and its gradients
+reduce-scattered, so fsdp costs what data parallelism costs plus one layer's gathered params
+(`constrained_to_mesh`). tensor shards heads, feed-forward units and the vocabulary, Megatron-style.
+With one device every sharding is trivial and the step is plain jit.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -17,11 +23,13 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sparsity
+from jax_bert.model import partitioning
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
-# logical axis name -> mesh axis (or None: replicated along that dimension)
+# logical axis name -> mesh axis (or None: replicated along that dimension). "embed" names the params'
+# hidden dimension only: activations leave their hidden dimension unnamed (whole on every device).
 RULES: dict[str, Any] = {
     "batch": BATCH_AXES,
     "vocab": "tensor",
@@ -63,9 +71,17 @@ def maybe_initialize_distributed(cfg) -> None:
 
 
 def make_mesh(mesh_cfg) -> Mesh:
-    """Mesh of shape (data, fsdp, tensor) from the config; one size may be -1 (fill the rest)."""
+    """Mesh of shape (data, fsdp, tensor) over every device, from the config; one size may be -1
+    (fill the rest)."""
     sizes = [int(mesh_cfg.get(a, 1)) for a in MESH_AXES]
-    n = jax.device_count()
+    return mesh_of(sizes)
+
+
+def mesh_of(sizes, devices=None) -> Mesh:
+    """Mesh of shape (data, fsdp, tensor) = `sizes` over `devices` (default: all); one size may be -1."""
+    devices = jax.devices() if devices is None else list(devices)
+    sizes = [int(s) for s in sizes]
+    n = len(devices)
     if sizes.count(-1) > 1:
         raise ValueError(f"mesh: at most one of {MESH_AXES} may be -1, got {dict(zip(MESH_AXES, sizes))}.")
     if -1 in sizes:
@@ -76,8 +92,7 @@ def make_mesh(mesh_cfg) -> Mesh:
     if math.prod(sizes) != n:
         raise ValueError(f"mesh: {dict(zip(MESH_AXES, sizes))} uses {math.prod(sizes)} devices but "
                          f"{n} are present; set one axis to -1 to fill.")
-    devices = np.asarray(jax.devices()).reshape(sizes)
-    return Mesh(devices, MESH_AXES)
+    return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)
 
 
 def logical_to_spec(logical: P, shape: tuple[int, ...], mesh: Mesh) -> P:
@@ -102,6 +117,24 @@ def param_shardings(logical_tree, shapes_tree, mesh: Mesh):
     """NamedSharding per param from its logical spec and shape."""
     return jax.tree.map(lambda spec, x: NamedSharding(mesh, logical_to_spec(spec, x.shape, mesh)),
                         logical_tree, shapes_tree, is_leaf=lambda x: isinstance(x, P))
+
+
+def constrained_to_mesh(fn: Callable, mesh: Mesh) -> Callable:
+    """fn, traced with the model's activations pinned to `mesh` by RULES (partitioning.constrain).
+
+    Without the pins XLA's propagation may follow fsdp-sharded kernels into the activations
+    (gathered over the global batch, partial sums all-reduced): memory and FLOPs that grow with the
+    fsdp size. On one device there is nothing to pin and fn is returned as it is."""
+    if mesh.size == 1:
+        return fn
+    to_sharding = lambda spec, shape: NamedSharding(mesh, logical_to_spec(spec, shape, mesh))
+
+    @functools.wraps(fn)
+    def traced_on_mesh(*args, **kwargs):
+        with partitioning.activation_sharding(to_sharding):
+            return fn(*args, **kwargs)
+
+    return traced_on_mesh
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

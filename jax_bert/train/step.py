@@ -166,6 +166,7 @@ def build(model_config: BertConfig, tx: optax.GradientTransformation, mesh: Mesh
 
     rep = sharding.replicated(mesh)
     micro_batches = {k: sharding.batch_sharding(mesh, leading_axes=1) for k in BATCH_KEYS}
+    train_step, eval_step = (sharding.constrained_to_mesh(f, mesh) for f in (train_step, eval_step))
     jitted_train = jax.jit(train_step, in_shardings=(shardings, micro_batches, [t.shardings for t in teachers]),
                            out_shardings=(shardings, rep), donate_argnums=(0,))
     eval_batch = {k: sharding.batch_sharding(mesh) for k in BATCH_KEYS}
@@ -175,7 +176,7 @@ def build(model_config: BertConfig, tx: optax.GradientTransformation, mesh: Mesh
 
 def _state_shardings(model_config: BertConfig, tx, mesh: Mesh):
     """(abstract state, shardings of the state), computed without allocating any array."""
-    abstract_params = jax.eval_shape(lambda: model.init_params(model_config, jax.random.key(0)))
+    abstract_params = model.abstract_params(model_config)
     param_sh = sharding.param_shardings(model.logical_axes(model_config), abstract_params, mesh)
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     rep = sharding.replicated(mesh)

@@ -45,7 +45,7 @@ def _initial_masks(config, workdir):
 
     tok = data.get_tokenizer(os.path.join(workdir, "tokenizer"))
     mc = BertConfig(**{**config.model.to_dict(), "vocab_size": len(tok)})
-    params = jax.eval_shape(lambda: model.init_params(mc, jax.random.key(0)))
+    params = model.abstract_params(mc)
     spec = optim.sparsity_spec(config.sparsity)
     return sparsity.init_masks(jax.random.key(config.sparsity.seed), params, spec)
 

@@ -45,7 +45,7 @@ def run_config(**sparse):
 
 def build(config, teachers=(), distill=None):
     mesh = sharding.make_mesh({"data": -1})
-    abstract = jax.eval_shape(lambda: model.init_params(CFG, jax.random.key(0)))
+    abstract = model.abstract_params(CFG)
     tx = optim.make_train_optimizer(config, abstract)
     program = train_step.build(CFG, tx, mesh, seed=0, teachers=teachers, distill=distill)
     return program, tx
