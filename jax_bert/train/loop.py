@@ -251,24 +251,46 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         return _run(config, workdir, is_main)
 
 
-def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
+class Setup(NamedTuple):
+    """What a pretraining job (the loop, the LR range test) works with before its first step: the
+    mesh, the data, the model, the compiled program and the teachers' params."""
+
+    mesh: Any
+    tokenizer: Any
+    train_blocks: np.ndarray
+    val_blocks: np.ndarray | None
+    model_config: BertConfig
+    init_params: dict | None  # a Hugging Face checkpoint's params, or None: random init
+    mask_kw: dict
+    program: train_step.Program
+    teacher_params: list
+
+
+def setup(config, workdir: str, optimizer=None) -> Setup:
+    """The mesh, data, model, optimizer (`optimizer(model_config)`, default the config's own), teachers
+    and program of a pretraining config. Every configuration error (the batch against the mesh,
+    sparsity rules, RigL settings, teachers) surfaces here, before anything compiles."""
     mesh = sharding.make_mesh(config.mesh)
     t = config.train
     rows_per_step = t.global_batch_size // t.grad_accum_steps
     if rows_per_step % sharding.batch_shards(mesh):
         raise ValueError(f"the micro-batch of {rows_per_step} rows (global_batch_size / grad_accum_steps) "
                          f"does not split over the mesh's data x fsdp = {sharding.batch_shards(mesh)} shards.")
-
     tokenizer, train_blocks, val_blocks = prepare_data(config, workdir)
     model_config, init_params = model_config_for(config, tokenizer)
-    mask_kw = masking_kwargs(config, tokenizer)
-    # Every configuration error (sparsity rules, RigL settings, teachers) surfaces here, before compiling.
     abstract_params = model.abstract_params(model_config)
-    tx = optim.make_train_optimizer(config, abstract_params)
+    tx = optim.make_train_optimizer(config, abstract_params) if optimizer is None else optimizer(abstract_params)
     loaded_teachers = teachers.load_teachers(config.distill, model_config, mesh)
     program = train_step.build(model_config, tx, mesh, seed=t.seed, teachers=loaded_teachers,
                                distill=train_step.Distillation.from_config(config.distill, t.steps))
-    teacher_params = [teacher.params for teacher in loaded_teachers]
+    return Setup(mesh, tokenizer, train_blocks, val_blocks, model_config, init_params,
+                 masking_kwargs(config, tokenizer), program, [teacher.params for teacher in loaded_teachers])
+
+
+def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
+    t = config.train
+    prepared = setup(config, workdir)
+    tokenizer, model_config, program = prepared.tokenizer, prepared.model_config, prepared.program
 
     with contextlib.ExitStack() as cleanup:
         manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), save_every=t.checkpoint_every,
@@ -293,7 +315,7 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
             start = int(position["step"])
             log.info("resumed from %s at step %d", workdir, start)
         else:
-            state, start = program.init_state(init_params), 0
+            state, start = program.init_state(prepared.init_params), 0
         if is_main:
             files.atomic_write_json(os.path.join(workdir, "config.json"), config.to_dict())
             model_config.save(workdir)
@@ -301,32 +323,14 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
                 tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
                 files.follow_umask_tree(os.path.join(workdir, "tokenizer"))
         writer = cleanup.enter_context(contextlib.closing(MetricsWriter(workdir, enabled=is_main, resume_step=start)))
-        setup = _Setup(config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw,
-                       program, teacher_params)
-        return _loop(setup, manager, writer, state, start, last_checkpoint=start if restored is not None else None)
+        return _loop(config, workdir, is_main, prepared, manager, writer, state, start,
+                     last_checkpoint=start if restored is not None else None)
 
 
-class _Setup(NamedTuple):
-    """What the loop works with, prepared before it: the data, the model, the compiled program."""
-
-    config: ml_collections.ConfigDict
-    workdir: str
-    is_main: bool
-    mesh: Any
-    tokenizer: Any
-    train_blocks: np.ndarray
-    val_blocks: np.ndarray | None
-    model_config: BertConfig
-    mask_kw: dict
-    program: train_step.Program
-    teacher_params: list
-
-
-def _loop(setup: _Setup, manager, writer: MetricsWriter, state, start: int, last_checkpoint: int | None
-          ) -> dict[str, Any]:
+def _loop(config, workdir: str, is_main: bool, prepared: Setup, manager, writer: MetricsWriter, state, start: int,
+          last_checkpoint: int | None) -> dict[str, Any]:
     """The steps from `start`, the evaluations, the saves, the final report and export."""
-    (config, workdir, is_main, mesh, tokenizer, train_blocks, val_blocks, model_config, mask_kw, program,
-     teacher_params) = setup
+    mesh, tokenizer, train_blocks, val_blocks, model_config, _, mask_kw, program, teacher_params = prepared
     t = config.train
     n_params = train_step.count_params(program.abstract_state["params"])
     masks = sparsity.get_masks(state["opt_state"])

@@ -30,9 +30,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jax_bert import files, model
+from jax_bert import files
 from jax_bert.train import loop, optim, schedules, sharding, teachers
-from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
 
 log = logging.getLogger(__name__)
@@ -143,21 +142,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
     teachers.check_teachers_exist(config.distill)
     sharding.maybe_initialize_distributed(config.distributed)
     os.makedirs(workdir, exist_ok=True)
-    mesh = sharding.make_mesh(config.mesh)
-    tokenizer, train_blocks, val_blocks = loop.prepare_data(config, workdir)
+    test_config = range_test_config(config)
+    prepared = loop.setup(config, workdir, optimizer=lambda abstract_params: optim.make_train_optimizer(
+        test_config, abstract_params, lr_schedule=lr_schedule))
+    mesh, _, train_blocks, val_blocks, _, init_params, mask_kw, program, teacher_params = prepared
     if val_blocks is None or len(val_blocks) == 0:
         raise ValueError("the range test evaluates on validation blocks, and this config has none: set "
                          "data.validation_fraction > 0.")
     subset = eval_subset(val_blocks, eval_fraction)
-    model_config, init_params = loop.model_config_for(config, tokenizer)
-    mask_kw = loop.masking_kwargs(config, tokenizer)
-    test_config = range_test_config(config)
-    abstract_params = model.abstract_params(model_config)
-    tx = optim.make_train_optimizer(test_config, abstract_params, lr_schedule=lr_schedule)
-    frozen = teachers.load_teachers(config.distill, model_config, mesh)
-    program = train_step.build(model_config, tx, mesh, seed=config.train.seed, teachers=frozen,
-                               distill=train_step.Distillation.from_config(config.distill, config.train.steps))
-    teacher_params = [t.params for t in frozen]
     state = program.init_state(init_params)
     log.info("LR range test: %s lr %g -> %g over %d steps, evaluated on %d of %d validation blocks",
              mode, min_lr, max_lr, steps, len(subset), len(val_blocks))
