@@ -36,9 +36,9 @@ DEFAULT_SIZES = {"train": 64, "validation": 24, "test": 12}
 LONG_WORDS = 320
 
 # Token lengths of GLUE examples ([CLS] and [SEP] included), as (mean, coefficient of variation) of a
-# log-normal distribution. The means are those measured with a cased BERT WordPiece vocabulary (issue
-# 14: CoLA 11, SST-2 13, QQP and STS-B 30, MNLI 39, QNLI 50, MRPC 53, RTE 70); WNLI's mean and every
-# spread are our estimates of the real tasks' (e.g. MNLI: 95% of pairs under ~72 tokens, 99% under ~97).
+# log-normal distribution. The means are those measured with a cased BERT WordPiece vocabulary (CoLA 11,
+# SST-2 13, QQP and STS-B 30, MNLI 39, QNLI 50, MRPC 53, RTE 70); WNLI's mean and every spread are our
+# estimates of the real tasks' (e.g. MNLI: 95% of pairs under ~72 tokens, 99% under ~97).
 LENGTH_PROFILE = {"cola": (11, 0.40), "sst2": (13, 0.70), "mrpc": (53, 0.25), "stsb": (30, 0.40),
                   "qqp": (30, 0.50), "mnli": (39, 0.45), "qnli": (50, 0.45), "rte": (70, 0.55),
                   "wnli": (37, 0.30)}
@@ -272,31 +272,6 @@ def write_synthetic_glue(out_dir: str | os.PathLike, layout: str = "hub",
     return root
 
 
-def make_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 400):
-    """An offline BERT-style WordPiece tokenizer trained on `texts`, as a PreTrainedTokenizerFast.
-
-    Special tokens [PAD]=0, [UNK], [CLS], [SEP], [MASK]; pairs get token_type_ids 0/1 like BERT.
-    """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]",
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"])
-
-
 def make_offline_example(root, tasks: Sequence[str] = ("sst2", "mrpc"), sizes=None,
                          hidden: int = 32, layers: int = 2, heads: int = 2,
                          intermediate: int | None = None, vocab_size: int = 0, seed: int = 0,
@@ -311,6 +286,7 @@ def make_offline_example(root, tasks: Sequence[str] = ("sst2", "mrpc"), sizes=No
 
     from glue import data as glue_data
     from jax_bert import model
+    from jax_bert.data.tokenizer import wordpiece_tokenizer
 
     root = Path(root)
     sizes = sizes or {"train": 256, "validation": 64, "test": 16}
@@ -321,7 +297,7 @@ def make_offline_example(root, tasks: Sequence[str] = ("sst2", "mrpc"), sizes=No
         split = glue_data.load_task(name, data_dir)["train"]
         for col in get_task(name).text_columns:
             texts += split[col]
-    tokenizer = make_wordpiece_tokenizer(texts, vocab_size=300)
+    tokenizer = wordpiece_tokenizer(texts, vocab_size=300, lowercase=True)
     config = model.BertConfig(vocab_size=max(len(tokenizer), vocab_size), hidden_size=hidden,
                               num_hidden_layers=layers, num_attention_heads=heads,
                               intermediate_size=intermediate or 2 * hidden, max_position_embeddings=512)

@@ -198,14 +198,18 @@ def train_wordpiece_vocab(docs: Iterable[str], vocab_size: int, lowercase: bool 
     return list(SPECIAL_TOKENS) + sorted(t for t in vocab if t not in SPECIAL_TOKENS)
 
 
-def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
+def wordpiece_tokenizer(docs: Iterable[str], vocab_size: int, lowercase: bool = False):
+    """A BERT tokenizer (transformers, fast) around the WordPiece vocabulary `train_wordpiece_vocab`
+    trains on `docs`, in memory: BERT's normalizer and pre-tokenizer, and the [CLS] A [SEP] B [SEP]
+    post-processor, so sentence pairs work too."""
     import transformers
 
-    tokens = train_wordpiece_vocab(docs, settings["vocab_size"], settings["lowercase"])
-    vocab = {t: i for i, t in enumerate(tokens)}
-    # BertTokenizer (transformers) rebuilds the BERT normalizer, pre-tokenizer and the
-    # [CLS] A [SEP] B [SEP] post-processor around the vocab, so GLUE pairs work too.
-    tok = transformers.BertTokenizer(vocab=vocab, do_lower_case=settings["lowercase"])
+    tokens = train_wordpiece_vocab(docs, vocab_size, lowercase)
+    return transformers.BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=lowercase)
+
+
+def _train_wordpiece(docs: Iterable[str], path: str, settings: dict) -> None:
+    tok = wordpiece_tokenizer(docs, settings["vocab_size"], settings["lowercase"])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tokenizer-", dir=os.path.dirname(os.path.abspath(path)))
     try:

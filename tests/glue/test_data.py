@@ -6,6 +6,7 @@ import pytest
 
 from glue import config as glue_config
 from glue import data, synthetic, tasks
+from jax_bert.data.tokenizer import wordpiece_tokenizer
 
 SIZES = {"train": 20, "validation": 9, "test": 6, "validation_mismatched": 7}
 
@@ -25,7 +26,7 @@ def tokenizer(glue_dirs):
         split = data.load_task(name, glue_dirs["hub"])["train"]
         for col in tasks.get_task(name).text_columns:
             texts += split[col]
-    return synthetic.make_wordpiece_tokenizer(texts, vocab_size=300)
+    return wordpiece_tokenizer(texts, vocab_size=300, lowercase=True)
 
 
 # ---------------------------------------------------------------- registry
