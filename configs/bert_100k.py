@@ -17,8 +17,7 @@ these configs compute in bf16 with float32 params, and the vocabulary projection
 float32 (student and teacher). --config.model.dtype=float32 is the original's dense setting.
 Needs the hub (or local copies, as above) and GPUs: 32 V100s took most of a day.
 """
-from jax_bert import data
-from jax_bert.train.config import base_config
+from jax_bert.train.config import BOOKCORPUS, WIKIPEDIA, base_config
 
 
 def bert_base(c):
@@ -27,7 +26,7 @@ def bert_base(c):
                    hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02,
                    dtype="bfloat16", scan_layers=True)
     c.tokenizer.name = "bert-base-cased"  # vocab 28,996
-    c.data.update(source="hub", datasets=(dict(data.WIKIPEDIA), dict(data.BOOKCORPUS)), validation_fraction=0.05)
+    c.data.update(source="hub", datasets=(dict(WIKIPEDIA), dict(BOOKCORPUS)), validation_fraction=0.05)
     c.train.update(global_batch_size=256, seq_len=512, eval_batch_size=256, log_every=100,
                    eval_every=10_000, checkpoint_every=2_000)
     return c

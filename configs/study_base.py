@@ -14,8 +14,8 @@ one seed the report marks every claim "not resolved" (no spread to tell a differ
 GPU hosts and days; on the 2-core CPU of docs/benchmarks.md one BERT-base step at batch 256 x 512 would
 take about 9 minutes, so years.
 """
-from glue.study_rows import add_row, base_study_config
 from jax_bert.train.config import load_sibling
+from study.rows import add_row, base_study_config
 
 
 def get_config():

@@ -13,8 +13,8 @@ updates, drop fraction and end fraction, so the same proportions of the run; doc
 Wall time on a 2-core CPU: about 10 hours (docs/benchmarks.md: measured steps, extrapolated); minutes on
 one GPU.
 """
-from glue.study_rows import add_row, base_study_config
 from jax_bert.train.config import load_sibling
+from study.rows import add_row, base_study_config
 
 STUDENT_STEPS = 1500
 

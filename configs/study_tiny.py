@@ -32,8 +32,8 @@ original's per-update values, an update every 25 steps), each over the same thre
 teacher: drop fraction, number of updates, end fraction, per-tensor vs global ranking; one row changes
 drop fraction and end together.
 """
-from glue.study_rows import add_row, base_study_config
 from jax_bert.train.config import load_sibling
+from study.rows import add_row, base_study_config
 
 STUDENT_STEPS = 150
 # The study's RigL row (rigl_kd): the original's per-update values, an update every 25 steps of 150.

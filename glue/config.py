@@ -1,6 +1,6 @@
 """Every GLUE fine-tuning setting with its default (the original protocol, docs/original.md), written once.
 
-This file is the default `--config` of scripts/finetune_glue.py, so every key here can be changed on
+This file is the default `--config` of scripts/glue.py, so every key here can be changed on
 the command line (`--config.learning_rate=3e-5`, `--config.tasks.rte.epochs=2`). A config file of
 your own starts from these defaults and changes what it needs, as the pretraining configs do:
 
@@ -150,7 +150,7 @@ def with_overrides(overrides: Mapping, config: ml_collections.ConfigDict | None 
 
 
 def command_line_error(error: Exception, argv) -> str:
-    """One line for an error of scripts/finetune_glue.py's command line (jax_bert.cli's, with this
+    """One line for an error of scripts/glue.py's command line (jax_bert.cli's, with this
     file's keys)."""
     from jax_bert import cli
 

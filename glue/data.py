@@ -255,3 +255,9 @@ def tokenize_task(dataset: dict, task, tokenizer, max_length: int = 128,
                      else np.asarray(labels).astype(label_dtype))
     out["idx"] = np.asarray(dataset.get("idx", np.arange(n)), dtype=np.int64)
     return out
+
+
+def tokenize_splits(dataset: dict, task, tokenizer, max_length: int, eval_splits) -> tuple[dict, dict]:
+    """(train, {split: tokenized split}) of a loaded task, as fine-tuning takes them."""
+    return (tokenize_task(dataset["train"], task, tokenizer, max_length),
+            {s: tokenize_task(dataset[s], task, tokenizer, max_length) for s in eval_splits})

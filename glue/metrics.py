@@ -156,3 +156,13 @@ def compute_metrics(task, predictions, labels) -> "collections.OrderedDict[str, 
         _check_labels(task, labels[split], split)
         out[name] = compute_split_metrics(task, predictions[split], labels[split])["accuracy"]
     return out
+
+
+def validation_metrics(task, predictions: Mapping, labels: Mapping) -> "collections.OrderedDict[str, float]":
+    """`compute_metrics` from mappings split -> array that hold (at least) every validation split."""
+    task = get_task(task) if isinstance(task, str) else task
+    if len(task.validation_splits) == 1:
+        (split,) = task.validation_splits
+        return compute_metrics(task, predictions[split], labels[split])
+    return compute_metrics(task, {s: predictions[s] for s in task.validation_splits},
+                           {s: labels[s] for s in task.validation_splits})

@@ -1,8 +1,8 @@
-"""The GLUE job behind `scripts/finetune_glue.py`: fine-tune a checkpoint on GLUE tasks, all seeds at once.
+"""The GLUE job behind `scripts/glue.py`: fine-tune a checkpoint on GLUE tasks, all seeds at once.
 
-    python scripts/finetune_glue.py --checkpoint DIR --seeds 10 [--tasks cola,rte] [--data_dir DIR]
+    python scripts/glue.py --checkpoint DIR --seeds 10 [--tasks cola,rte] [--data_dir DIR]
         [--out DIR] [--config FILE] [--config.KEY=VALUE ...] [--test_predictions]
-    python scripts/finetune_glue.py --report_only --out DIR [--out DIR2 ...] [--csv PATH]
+    python scripts/glue.py --report_only --out DIR [--out DIR2 ...] [--csv PATH]
 
 DIR is a Hugging Face BERT directory (config.json, weights and tokenizer files) or one of our
 pretraining work directories (DIR/hf holds the exported model with its tokenizer, and
@@ -14,7 +14,7 @@ parquet files or the original GLUE TSV layout. The settings and their defaults a
 Offline example (synthetic data and a tiny random BERT; about a minute on a 2-core CPU):
 
     python -c "from glue.synthetic import make_offline_example as m; m('/tmp/glue_demo')"
-    python scripts/finetune_glue.py --checkpoint /tmp/glue_demo/checkpoint \\
+    python scripts/glue.py --checkpoint /tmp/glue_demo/checkpoint \\
         --data_dir /tmp/glue_demo/data --tasks sst2,mrpc --seeds 3 --out /tmp/glue_demo/out \\
         --config.learning_rate=3e-3 --config.batch_size=16 --config.max_length=32 \\
         --config.tasks.sst2.epochs=8 --config.tasks.mrpc.epochs=8
@@ -51,6 +51,9 @@ from glue import finetune, metrics, report, search_config
 from glue import search as hp_search
 from glue.tasks import get_task, parse_tasks
 from jax_bert import files
+from jax_bert.finetune import batching, engine
+from jax_bert.finetune.seeds import resolve_seed_loop
+from jax_bert.model import body
 
 # ------------------------------------------------------------------ config
 
@@ -61,7 +64,7 @@ def task_settings(config, task: str, seeds: int | None = None):
     if runs < 1:
         raise ValueError(f"{task}: runs (seeds) must be >= 1, got {runs}.")
     try:
-        hp = finetune.HParams.from_config(config, task)
+        hp = finetune.task_hparams(config, task)
     except ValueError as e:
         raise ValueError(f"{task}: {e}") from e
     max_length = int(values["max_length"])
@@ -147,8 +150,7 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
                 f"--test_predictions: {task.name} has no test split(s) {missing} in "
                 f"{data_dir or glue_data.HUB_DATASET}.")
     eval_splits = list(task.validation_splits) + (list(task.test_splits) if test_predictions else [])
-    train = glue_data.tokenize_task(dataset["train"], task, tokenizer, max_length)
-    evals = {s: glue_data.tokenize_task(dataset[s], task, tokenizer, max_length) for s in eval_splits}
+    train, evals = glue_data.tokenize_splits(dataset, task, tokenizer, max_length, eval_splits)
     if chosen is not None:
         hp = hp_search.apply(hp, chosen, len(train["input_ids"]))
 
@@ -173,14 +175,10 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
             report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
             info.update(status="failed", error=runs.errors[seed])
         else:
-            preds = {s: finetune.predictions(runs.logits[s][i], task.num_labels)
+            preds = {s: engine.predictions(runs.logits[s][i], task.num_labels)
                      for s in task.validation_splits}
             labels = {s: evals[s]["labels"] for s in task.validation_splits}
-            if len(task.validation_splits) == 1:
-                (s,) = task.validation_splits
-                m = metrics.compute_metrics(task, preds[s], labels[s])
-            else:
-                m = metrics.compute_metrics(task, preds, labels)
+            m = metrics.validation_metrics(task, preds, labels)
             report.record_run(out, task.name, seed, dict(m), model=model)
             this_run = report.add_run(this_run, task.name, seed, dict(m))
             info.update(status="ok", metrics={k: _json_number(v) for k, v in m.items()})
@@ -277,8 +275,8 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
         chosen = {} if hparams is None else hp_search.read_hparams(hparams, task_names)
         # Bad settings fail now, not after hours of other tasks.
         settings = {name: task_settings(config, name, seeds) for name in task_names}
-        finetune.resolve_seed_loop(str(config.seed_loop), None)  # an unknown value fails now too
-        finetune.bucket_lengths(128, int(config.length_buckets))  # so does a bucket count below 1
+        resolve_seed_loop(str(config.seed_loop), None)  # an unknown value fails now too
+        batching.bucket_lengths(128, int(config.length_buckets))  # so does a bucket count below 1
         if data_dir is not None and not os.path.isdir(data_dir):
             raise ValueError(f"--data_dir {data_dir} is not a directory.")
         bert_config, params, tokenizer, extras, name = load_checkpoint(
@@ -299,9 +297,9 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
         "config": config.to_dict(),
         "settings": {t: vars(hp) | {"max_length": length, "seeds": len(seed_list)}
                      for t, (hp, length, seed_list) in settings.items()}})
-    sparsity = float(finetune.body_sparsity(finetune.base_params(params)))
+    sparsity = float(body.body_sparsity(engine.base_params(params)))
     report.set_extras(out_dir, model=model, sparsity=sparsity, **extras)
-    print(f"{model}: {finetune.SPARSITY_NAME}: {sparsity:.2f}%; tasks "
+    print(f"{model}: {body.SPARSITY_NAME}: {sparsity:.2f}%; tasks "
           f"{', '.join(task_names)} -> {out_dir}", file=sys.stderr)
 
     errors, scored, tables = {}, {}, ""

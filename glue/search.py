@@ -1,6 +1,6 @@
 """GLUE hyper-parameter search: every (learning rate, warm-up ratio, epochs, seed) of a grid in one program.
 
-    python scripts/finetune_glue.py --checkpoint DIR --search glue/search_config.py [--tasks rte] [--out DIR]
+    python scripts/glue.py --checkpoint DIR --search glue/search_config.py [--tasks rte] [--out DIR]
 
 The grid (glue/search_config.py) becomes the member axis of one fine-tuning run (glue/finetune.py:
 `finetune(..., member_hps=...)`): each member has its own seed, peak learning rate, warm-up steps and
@@ -40,6 +40,7 @@ from glue import data as glue_data
 from glue import finetune, metrics, search_config
 from glue.tasks import get_task
 from jax_bert import files
+from jax_bert.finetune import HParams, engine, hparams
 
 FORMAT_VERSION = 1
 CHOSEN_KEYS = ("learning_rate", "warmup_ratio", "epochs")
@@ -68,9 +69,9 @@ def grid(search, task_epochs: int) -> list[Setting]:
         dict.fromkeys(epochs))]
 
 
-def members(settings: Sequence[Setting], seeds: int, hp: finetune.HParams, n_train: int):
+def members(settings: Sequence[Setting], seeds: int, hp: HParams, n_train: int):
     """(seeds, HParams) per member: every setting x seeds 0..seeds-1, each setting's own schedule."""
-    spe = finetune.steps_per_epoch(n_train, hp.batch_size)
+    spe = hparams.steps_per_epoch(n_train, hp.batch_size)
     seed_list, hps = [], []
     for s in settings:
         for seed in range(seeds):
@@ -105,7 +106,7 @@ def scoring_label(search) -> str:
 
 def score(task, logits: np.ndarray, labels: np.ndarray) -> float:
     """The task's score on one split: the mean of its metrics (percent), nan when undefined."""
-    m = metrics.compute_split_metrics(task, finetune.predictions(logits, task.num_labels), labels)
+    m = metrics.compute_split_metrics(task, engine.predictions(logits, task.num_labels), labels)
     return float(np.mean(list(m.values())))
 
 
@@ -165,16 +166,16 @@ def check_chosen(chosen: Mapping, where) -> None:
         raise ValueError(f"--hparams {where}: epochs must be an integer >= 1, got {epochs!r}.")
 
 
-def apply(hp: finetune.HParams, chosen: Mapping, n_train: int) -> finetune.HParams:
+def apply(hp: HParams, chosen: Mapping, n_train: int) -> HParams:
     """hp with the chosen learning rate, epochs and warm-up (ratio of this training set's steps)."""
-    steps = int(chosen["epochs"]) * finetune.steps_per_epoch(n_train, hp.batch_size)
+    steps = int(chosen["epochs"]) * hparams.steps_per_epoch(n_train, hp.batch_size)
     return dataclasses.replace(hp, learning_rate=float(chosen["learning_rate"]), epochs=int(chosen["epochs"]),
                                warmup_steps=warmup_steps(chosen["warmup_ratio"], steps))
 
 
 # ------------------------------------------------------------------ one task's search
 
-def fingerprint(search, hp: finetune.HParams, max_length: int, checkpoint: str, n_train: int) -> dict:
+def fingerprint(search, hp: HParams, max_length: int, checkpoint: str, n_train: int) -> dict:
     """What decides a search's outcome: a finished search with the same fingerprint is not rerun."""
     return {"search": search.to_dict(), "hparams": vars(hp) | {"max_length": max_length},
             "checkpoint": str(checkpoint), "train_examples": int(n_train)}
@@ -191,7 +192,7 @@ def finished(out: os.PathLike, task: str, fp: dict) -> dict | None:
     return doc if doc.get("fingerprint") == json.loads(json.dumps(fp)) else None
 
 
-def search_task(task_name: str, search, *, hp: finetune.HParams, max_length: int, bert_config, params,
+def search_task(task_name: str, search, *, hp: HParams, max_length: int, bert_config, params,
                 tokenizer, dataset, out: os.PathLike, model: str, checkpoint: str, config,
                 progress: bool = True) -> dict:
     """Searches one task (or reads its finished search) and returns its hparams document."""

@@ -1,4 +1,4 @@
-"""Every key of a GLUE hyper-parameter search (`scripts/finetune_glue.py --search FILE`), with its default.
+"""Every key of a GLUE hyper-parameter search (`scripts/glue.py --search FILE`), with its default.
 
 This file is itself a valid search file (`--search glue/search_config.py`), and every key can be
 changed on the command line (`--search.learning_rates="(1e-5,3e-5)"`). A file of your own starts

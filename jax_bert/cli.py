@@ -1,9 +1,10 @@
-"""The command line of scripts/pretrain.py and scripts/finetune_glue.py: one `error: ...` line for what
-the user can fix, a traceback only for a bug.
+"""The command line of the scripts (scripts/pretrain.py, scripts/glue.py, ...): one `error: ...` line for
+what the user can fix, a traceback only for a bug.
 
 - `parse_flags` reads `--config FILE` and `--config.KEY=VALUE` (ml_collections' config_flags) and
   the other absl flags; a bad command line (unknown key, bad value, missing or broken config file,
   a value that `validate` refuses) is one line and exit status 2 (`USAGE`).
+- `script_named_like_a_package` lets scripts/glue.py share its name with the `glue` package.
 - `run` calls the job; an expected error (`EXPECTED`: a ValueError from validation, data, teachers or
   checkpoints, an OSError such as a full disk or a read-only directory, or a `RunStopped`) is one line
   and exit status 1 (`FAILED`). Set JAX_BERT_TRACEBACK=1 to see its traceback anyway.
@@ -11,6 +12,7 @@ the user can fix, a traceback only for a bug.
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import re
@@ -174,3 +176,31 @@ def unknown_key(config: ml_collections.ConfigDict, dotted: str, keys_file: str) 
             return f"unknown config key {dotted!r}: {where} has the keys {', '.join(node.keys())} ({keys_file}).{guess}"
         node = node[part]
     return None
+
+
+# ----------------------------------------------------------------------------- a script named like a package
+
+
+def script_named_like_a_package(name: str, script: str) -> None:
+    """Call at the top of a script that has a package's name (scripts/glue.py beside the `glue` package).
+
+    Python puts a script's folder first on sys.path, so for every script in that folder (this one
+    included) `import glue` finds the script, not the package. Run as a program (`name` is
+    "__main__") this does nothing. Imported under the package's name, it imports the package with
+    the script's folder left out of the search and puts it in the script's place in sys.modules; the
+    import system returns what sys.modules holds once the module has run, so the importer gets the
+    package. The rest of the script must run only under `if __name__ == "__main__":`."""
+    if name == "__main__":
+        return
+    folder = os.path.dirname(os.path.abspath(script))
+    search_path = sys.path[:]
+    this_script = sys.modules.pop(name)
+    sys.path[:] = [p for p in search_path if os.path.abspath(p or os.curdir) != folder]
+    try:
+        package = importlib.import_module(name)
+    except BaseException:
+        sys.modules[name] = this_script
+        raise
+    finally:
+        sys.path[:] = search_path
+    sys.modules[name] = package

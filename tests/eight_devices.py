@@ -20,12 +20,12 @@ SHARDING_RECIPES = ("dense", "rigl80_kd")
 
 def sharding_costs() -> dict:
     """{recipe: {mesh name: step_cost row}}."""
-    from jax_bert.bench import sharding_cost
+    from benchmarks import sharding
     from jax_bert.model import BertConfig
 
     cfg = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=512, max_position_embeddings=32, scan_layers=True)
-    return {recipe: {name: sharding_cost.measure(cfg, recipe, sizes, per_device=4, length=32)
+    return {recipe: {name: sharding.measure(cfg, recipe, sizes, per_device=4, length=32)
                      for name, sizes in SHARDING_MESHES.items()} for recipe in SHARDING_RECIPES}
 
 

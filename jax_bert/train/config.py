@@ -12,6 +12,7 @@ import os
 
 import ml_collections
 
+from jax_bert.data.documents import BOOKCORPUS, WIKIPEDIA  # noqa: F401 - the configs' corpora, named here
 from jax_bert.model import BertConfig
 from jax_bert.train import optim
 

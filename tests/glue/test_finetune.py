@@ -1,5 +1,5 @@
 """GLUE fine-tuning vmapped over seeds (glue/finetune.py), the job (glue/run.py), its settings
-(glue/config.py) and its command line (scripts/finetune_glue.py).
+(glue/config.py) and its command line (scripts/glue.py).
 
 Everything is offline: synthetic GLUE data and a tiny random BERT (glue.synthetic.make_offline_example).
 The tests share one model config and hyperparameters so the compiled steps are reused.
@@ -22,6 +22,9 @@ from glue import config as glue_config
 from glue import data, finetune, metrics, report, run, synthetic
 from glue.tasks import get_task
 from helpers import ROOT, subprocess_env
+from jax_bert.finetune import HParams, batching, engine, learning_rates, steps_per_epoch
+from jax_bert.finetune.seeds import resolve_seed_loop
+from jax_bert.model import body
 from jax_bert.train.config import load_config_file
 
 TASKS = ("sst2", "cola", "mrpc", "stsb")
@@ -31,9 +34,9 @@ SIZES = {"train": 250, "validation": 48, "test": 8}
 MAX_LEN = 32
 
 
-def hparams(**changes) -> finetune.HParams:
+def hparams(**changes) -> HParams:
     """glue/config.py's defaults (sst2's epochs), with `changes`."""
-    return finetune.HParams.from_config(glue_config.get_config(), "sst2", **changes)
+    return finetune.task_hparams(glue_config.get_config(), "sst2", **changes)
 
 
 HP = hparams(learning_rate=3e-3, batch_size=16, epochs=8, eval_batch_size=32)
@@ -43,7 +46,7 @@ JOB = {"learning_rate": 3e-3, "batch_size": 16, "max_length": MAX_LEN, "eval_bat
 CLI_HP = ["--config.learning_rate=3e-3", "--config.batch_size=16", f"--config.max_length={MAX_LEN}",
           "--config.eval_batch_size=32", "--config.tasks.cola.epochs=8",
           "--config.tasks.mrpc.epochs=8", "--no_progress"]
-SCRIPT = os.path.join(ROOT, "scripts", "finetune_glue.py")
+SCRIPT = os.path.join(ROOT, "scripts", "glue.py")
 
 
 def job_config(**changes):
@@ -51,7 +54,7 @@ def job_config(**changes):
 
 
 def run_script(args, timeout=600):
-    """scripts/finetune_glue.py in a child process (sharing the tests' compilation cache)."""
+    """scripts/glue.py in a child process (sharing the tests' compilation cache)."""
     env = subprocess_env()
     env["JAX_COMPILATION_CACHE_DIR"] = jax.config.jax_compilation_cache_dir
     return subprocess.run([sys.executable, SCRIPT, *args], env=env, capture_output=True, text=True,
@@ -79,7 +82,7 @@ def tok(example):
 def sst2_runs(example, tok):
     """Seeds 0 and 1 of the learnable single-sentence task, trained together (every step at its own
     shape: a run this short would otherwise run all its steps at one, see plan_shapes)."""
-    return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
+    return engine.finetune(example["config"], example["params"], tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0, 1], HP,
                              num_labels=2, shape_min_steps=0)
 
@@ -92,21 +95,21 @@ def test_weighted_loss_matches_torch():
     logits = rng.normal(size=(6, 3)).astype(np.float32)
     labels = rng.integers(0, 3, 6)
     weights = np.array([1, 1, 1, 1, 0, 0], np.float32)  # two padding rows
-    ours = float(finetune.weighted_loss(logits, labels, weights))
+    ours = float(engine.weighted_loss(logits, labels, weights))
     ref = torch.nn.CrossEntropyLoss()(torch.tensor(logits[:4]), torch.tensor(labels[:4])).item()
     assert ours == pytest.approx(ref, rel=1e-6)
     scores = rng.uniform(0, 5, 6).astype(np.float32)
-    ours = float(finetune.weighted_loss(logits[:, :1], scores, weights))
+    ours = float(engine.weighted_loss(logits[:, :1], scores, weights))
     ref = torch.nn.MSELoss()(torch.tensor(logits[:4, 0]), torch.tensor(scores[:4])).item()
     assert ours == pytest.approx(ref, rel=1e-6)
 
 
 def test_batches_cover_every_example_once_per_epoch():
-    orders = np.stack([finetune.epoch_order(37, s, 2) for s in (0, 1)])
+    orders = np.stack([batching.epoch_order(37, s, 2) for s in (0, 1)])
     assert not np.array_equal(orders[0], orders[1])  # each seed its own order
     seen = [[], []]
-    for i in range(finetune.steps_per_epoch(37, 8)):
-        rows, weights = finetune.batch_indices(orders, i, 8)
+    for i in range(steps_per_epoch(37, 8)):
+        rows, weights = batching.batch_indices(orders, i, 8)
         assert rows.shape == weights.shape == (2, 8)
         for s in range(2):
             seen[s] += rows[s][weights[s] == 1].tolist()
@@ -114,29 +117,29 @@ def test_batches_cover_every_example_once_per_epoch():
 
 
 def test_length_buckets():
-    assert finetune.bucket_lengths(128, 4) == (32, 64, 96, 128)
-    assert finetune.bucket_lengths(128, 1) == (128,)
-    assert finetune.bucket_lengths(32, 4) == (8, 16, 24, 32)
-    assert finetune.bucket_lengths(100, 4) == (32, 56, 80, 100)  # multiples of 8, capped at max_length
-    assert finetune.bucket_lengths(16, 8) == (8, 16)
+    assert batching.bucket_lengths(128, 4) == (32, 64, 96, 128)
+    assert batching.bucket_lengths(128, 1) == (128,)
+    assert batching.bucket_lengths(32, 4) == (8, 16, 24, 32)
+    assert batching.bucket_lengths(100, 4) == (32, 56, 80, 100)  # multiples of 8, capped at max_length
+    assert batching.bucket_lengths(16, 8) == (8, 16)
     with pytest.raises(ValueError, match="length_buckets must be >= 1"):
-        finetune.bucket_lengths(128, 0)
+        batching.bucket_lengths(128, 0)
     mask = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]])
-    assert finetune.real_lengths(mask).tolist() == [3, 6, 0, 1]
-    assert finetune.bucket_for(np.array([3, 9, 16]), (8, 16, 24)) == 16
-    assert finetune.bucket_for(np.array([17]), (8, 16, 24)) == 24
+    assert batching.real_lengths(mask).tolist() == [3, 6, 0, 1]
+    assert batching.bucket_for(np.array([3, 9, 16]), (8, 16, 24)) == 16
+    assert batching.bucket_for(np.array([17]), (8, 16, 24)) == 24
     with pytest.raises(ValueError, match="more than the longest bucket 24"):
-        finetune.bucket_for(np.array([25]), (8, 16, 24))
+        batching.bucket_for(np.array([25]), (8, 16, 24))
     data = {"input_ids": np.arange(24).reshape(4, 6), "attention_mask": mask, "token_type_ids": mask * 0,
             "labels": np.array([5, 6, 7, 8])}
-    batch = finetune.gather_batch(data, np.array([[3, 1]]), np.ones((1, 2), np.float32), length=4)
+    batch = batching.gather_batch(data, np.array([[3, 1]]), np.ones((1, 2), np.float32), length=4)
     assert batch["input_ids"].tolist() == [[[18, 19, 20, 21], [6, 7, 8, 9]]]
     assert batch["labels"].tolist() == [[8, 6]] and batch["attention_mask"].shape == (1, 2, 4)
 
 
 def test_rare_shapes_run_at_a_larger_common_one():
     needs = [(16, 192)] * 81 + [(16, 224)] * 4 + [(24, 192)] * 15 + [(24, 240)] * 6 + [(32, 192)] * 5 + [(32, 256)] * 17
-    plan = finetune.plan_shapes(needs, few=0)
+    plan = batching.plan_shapes(needs, few=0)
     assert all(plan[n][0] >= n[0] and plan[n][1] >= n[1] for n in needs)  # every step fits its shape
     assert plan[(16, 224)] == (24, 240) and plan[(32, 192)] == (32, 256)  # the cheapest holder
     assert plan[(24, 240)] == (24, 240)  # 10 of 128 steps after the merge: not rare (5%)
@@ -144,16 +147,16 @@ def test_rare_shapes_run_at_a_larger_common_one():
     # With few=64 (the default) shapes of fewer than 64 steps merge on: (32, 256) then has 47 steps and
     # nothing holds it, and running (16, 192)'s 81 steps there too wastes 81 x 64 tokens, less than 64
     # steps of 256 tokens: one shape (one compilation) for the whole run.
-    assert set(finetune.plan_shapes(needs).values()) == {(32, 256)}
+    assert set(batching.plan_shapes(needs).values()) == {(32, 256)}
     # MNLI's shapes at full size: the rare ones join a holder; (128, 2048) has none, and a shape holding
     # it and another would waste too much, so it stays.
     mnli = {(64, 1280): 11, (96, 1152): 125, (96, 1536): 13635, (96, 1920): 32, (128, 1536): 22586, (128, 2048): 427}
-    plan = finetune.plan_shapes([k for k, n in mnli.items() for _ in range(n)])
+    plan = batching.plan_shapes([k for k, n in mnli.items() for _ in range(n)])
     assert set(plan.values()) == {(96, 1536), (128, 1536), (128, 2048)} and plan[(96, 1920)] == (128, 2048)
     # A shape compiled for an earlier task holds a rare one; a common shape keeps its own.
-    plan = finetune.plan_shapes([(16, 100)] * 2 + [(16, 200)] * 98, compiled={(16, 128), (32, 512)})
+    plan = batching.plan_shapes([(16, 100)] * 2 + [(16, 200)] * 98, compiled={(16, 128), (32, 512)})
     assert plan == {(16, 100): (16, 128), (16, 200): (16, 200)}
-    assert finetune.plan_shapes([(8, 64)]) == {(8, 64): (8, 64)}  # nothing holds it: its own
+    assert batching.plan_shapes([(8, 64)]) == {(8, 64): (8, 64)}  # nothing holds it: its own
 
 
 def test_learning_rates_are_transformers_linear_schedule():
@@ -168,7 +171,7 @@ def test_learning_rates_are_transformers_linear_schedule():
         ref.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    np.testing.assert_array_equal(finetune.learning_rates(hp, 11), np.asarray(ref, np.float32))
+    np.testing.assert_array_equal(learning_rates(hp, 11), np.asarray(ref, np.float32))
 
 
 # ------------------------------------------------------------------ training
@@ -189,7 +192,7 @@ def test_single_sentence_task_is_learned(example, tok, sst2_runs):
 @pytest.fixture(scope="module")
 def sst2_padded(example, tok):
     """sst2_runs' seeds with every batch padded to max_length and every position computed."""
-    return finetune.finetune(example["config"], example["params"], tok("sst2", "train"),
+    return engine.finetune(example["config"], example["params"], tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0, 1], HP, num_labels=2,
                              length_buckets=1, pack_tokens=False)
 
@@ -199,7 +202,7 @@ def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs,
     """Batches padded to their bucket, with the dense layers on packed tokens (the default) or on every
     position, train what batches padded to max_length train."""
     padded = sst2_padded
-    runs = sst2_runs if pack_tokens else finetune.finetune(
+    runs = sst2_runs if pack_tokens else engine.finetune(
         example["config"], example["params"], tok("sst2", "train"), {"validation": tok("sst2", "validation")},
         [0, 1], HP, num_labels=2, pack_tokens=False, shape_min_steps=0)
     assert padded.bucket_steps == {MAX_LEN: padded.steps} and padded.positions == padded.steps * 16 * MAX_LEN
@@ -215,16 +218,16 @@ def test_bucketed_training_equals_padding_to_max_length(example, tok, sst2_runs,
 
 def test_packed_batches_hold_every_real_token_once(example, tok):
     train = tok("mrpc", "train")
-    lengths = finetune.real_lengths(train["attention_mask"])
-    rows = np.stack([finetune.epoch_order(len(lengths), s, 0)[:16] for s in (0, 1)])
+    lengths = batching.real_lengths(train["attention_mask"])
+    rows = np.stack([batching.epoch_order(len(lengths), s, 0)[:16] for s in (0, 1)])
     weights = np.ones(rows.shape, np.float32)
     weights[1, -3:] = 0  # filling rows keep only their first token
-    length, tokens = finetune.step_shape(lengths, rows, weights, (MAX_LEN,), pack_tokens=True)
-    batch = finetune.pack_batch(train, lengths, rows, weights, length, tokens)
+    length, tokens = batching.step_shape(lengths, rows, weights, (MAX_LEN,), pack_tokens=True)
+    batch = batching.pack_batch(train, lengths, rows, weights, length, tokens)
     real = np.minimum(lengths[rows], MAX_LEN)
     real[1, -3:] = 1
     assert batch["input_ids"].shape == (2, tokens) and tokens % (16 * 8) == 0
-    assert tokens == finetune.token_budget(real.sum(1).max(), 16, MAX_LEN) < 16 * MAX_LEN
+    assert tokens == batching.token_budget(real.sum(1).max(), 16, MAX_LEN) < 16 * MAX_LEN
     for s in range(2):
         slots = batch["token_slot"][s][batch["token_slot"][s] < 16 * MAX_LEN]
         assert len(slots) == real[s].sum()
@@ -238,13 +241,13 @@ def test_eval_logits_at_bucketed_lengths_equal_padding_to_max_length(example, to
     d = dict(tok("mrpc", "validation"))
     cut = np.random.default_rng(1).integers(2, MAX_LEN + 1, len(d["input_ids"]))
     keep = np.arange(MAX_LEN)[None, :] < cut[:, None]
-    d = {k: np.where(keep, v, 0) if k in finetune.INPUT_KEYS else v for k, v in d.items()}
-    assert len({finetune.bucket_for(np.array([n]), (8, 16, 24, 32)) for n in cut}) == 4
+    d = {k: np.where(keep, v, 0) if k in batching.INPUT_KEYS else v for k, v in d.items()}
+    assert len({batching.bucket_for(np.array([n]), (8, 16, 24, 32)) for n in cut}) == 4
     config = example["config"].replace(num_labels=2)
-    params, _ = finetune.init_seeds(config, finetune.base_params(example["params"]), [0, 1], HP)
+    params, _ = engine.init_seeds(config, engine.base_params(example["params"]), [0, 1], HP)
     params["classifier"]["kernel"] = params["classifier"]["kernel"] * 100  # logits of order 1, not 0.02
-    full = finetune.predict(config, params, d, 16)
-    bucketed = finetune.predict(config, params, d, 16, buckets=finetune.bucket_lengths(MAX_LEN, 4))
+    full = engine.predict(config, params, d, 16)
+    bucketed = engine.predict(config, params, d, 16, buckets=batching.bucket_lengths(MAX_LEN, 4))
     np.testing.assert_allclose(bucketed, full, rtol=1e-5, atol=1e-5)
     # rows differ by 100x the tolerance, so a row scored into the wrong place would fail the comparison
     assert np.abs(full).max() > 0.5 and np.abs(full[0, 1:] - full[0, :-1]).max() > 1e-3
@@ -254,15 +257,15 @@ def test_tasks_share_the_compiled_steps(example):
     """The step does not depend on a task's lr, epochs, batch size or step count (the lr is an input),
     so tasks with the same model and seed count reuse its compiled buckets."""
     config = example["config"].replace(num_labels=2)
-    a = finetune._optimizer_key(hparams(learning_rate=1e-3, epochs=3, batch_size=16))
-    b = finetune._optimizer_key(hparams(learning_rate=2e-5, epochs=5, batch_size=32, warmup_steps=7))
-    assert finetune._train_step(config, a, "map") is finetune._train_step(config, b, "map")
-    c = finetune._optimizer_key(hparams(weight_decay=0.01))
-    assert finetune._train_step(config, c, "map") is not finetune._train_step(config, a, "map")
+    a = engine._optimizer_key(hparams(learning_rate=1e-3, epochs=3, batch_size=16))
+    b = engine._optimizer_key(hparams(learning_rate=2e-5, epochs=5, batch_size=32, warmup_steps=7))
+    assert engine._train_step(config, a, "map") is engine._train_step(config, b, "map")
+    c = engine._optimizer_key(hparams(weight_decay=0.01))
+    assert engine._train_step(config, c, "map") is not engine._train_step(config, a, "map")
 
 
 def test_bfloat16_compute_trains_with_buckets(example, tok):
-    runs = finetune.finetune(example["config"].replace(dtype="bfloat16"), example["params"],
+    runs = engine.finetune(example["config"].replace(dtype="bfloat16"), example["params"],
                              tok("sst2", "train"), {"validation": tok("sst2", "validation")}, [0], HP,
                              num_labels=2, log_every=16, shape_min_steps=0)
     assert len(runs.bucket_steps) >= 2 and not runs.failed.any()
@@ -276,26 +279,26 @@ def test_seeds_together_equal_each_seed_alone(example, tok, seed_loop):
     """Both ways of running seeds in one step (vmap, lax.map) give a seed what it gets alone."""
     args = (example["config"], example["params"], tok("sst2", "train"),
             {"validation": tok("sst2", "validation")})
-    together = finetune.finetune(*args, [0, 1], HP, num_labels=2, seed_loop=seed_loop)
-    alone = finetune.finetune(*args, [1], HP, num_labels=2, seed_loop=seed_loop)
+    together = engine.finetune(*args, [0, 1], HP, num_labels=2, seed_loop=seed_loop)
+    alone = engine.finetune(*args, [1], HP, num_labels=2, seed_loop=seed_loop)
     np.testing.assert_allclose(alone.logits["validation"][0], together.logits["validation"][1],
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(alone.final_loss[0], together.final_loss[1], rtol=1e-3, atol=1e-5)
 
 
 def test_seed_loop_choice():
-    assert finetune.resolve_seed_loop("auto", None) == ("map" if jax.default_backend() == "cpu" else "vmap")
-    assert finetune.resolve_seed_loop("auto", object()) == "vmap"  # a sharded seed axis is never looped
-    assert finetune.resolve_seed_loop("map", None) == "map"
+    assert resolve_seed_loop("auto", None) == ("map" if jax.default_backend() == "cpu" else "vmap")
+    assert resolve_seed_loop("auto", object()) == "vmap"  # a sharded seed axis is never looped
+    assert resolve_seed_loop("map", None) == "map"
     with pytest.raises(ValueError, match="seed_loop must be one of"):
-        finetune.resolve_seed_loop("pmap", None)
+        resolve_seed_loop("pmap", None)
 
 
 def test_pairs_fit_and_every_example_is_scored(example, tok):
     train = tok("mrpc", "train")
     evals = {"validation": tok("mrpc", "validation"), "train": train,
              "test": tok("mrpc", "test")}
-    runs = finetune.finetune(example["config"], example["params"], train, evals, [0, 1], HP,
+    runs = engine.finetune(example["config"], example["params"], train, evals, [0, 1], HP,
                              num_labels=2)
     assert {s: runs.logits[s].shape[1] for s in evals} == {
         "validation": SIZES["validation"], "train": SIZES["train"], "test": SIZES["test"]}
@@ -319,12 +322,12 @@ def test_regression_steps_match_torch(example, tok, tmp_path):
     train = {k: v[:24] for k, v in full.items()}
     val = tok("stsb", "validation")
     hp = hparams(learning_rate=1e-3, batch_size=16, epochs=1, weight_decay=0.01, eval_batch_size=32)
-    runs = finetune.finetune(config, example["params"], train, {"validation": val}, [0, 1], hp,
+    runs = engine.finetune(config, example["params"], train, {"validation": val}, [0, 1], hp,
                              num_labels=1)
     assert runs.steps == 2 and not runs.failed.any()
 
     seed = 1
-    init, _ = finetune.init_seeds(config, finetune.base_params(example["params"]), [seed], hp)
+    init, _ = engine.init_seeds(config, engine.base_params(example["params"]), [seed], hp)
     hf_io.save_hf(config, jax.tree.map(lambda x: np.asarray(x[0]), init), str(tmp_path / "t"))
     model = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "t"))
     decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
@@ -332,10 +335,10 @@ def test_regression_steps_match_torch(example, tok, tmp_path):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (2 - s) / 2))
-    order = finetune.epoch_order(24, seed, 0)
+    order = batching.epoch_order(24, seed, 0)
     model.train()
     for rows in (order[:16], order[16:]):
-        batch = {k: torch.tensor(train[k][rows]).long() for k in finetune.INPUT_KEYS}
+        batch = {k: torch.tensor(train[k][rows]).long() for k in batching.INPUT_KEYS}
         out = model(**batch, labels=torch.tensor(train["labels"][rows]).float())
         opt.zero_grad()
         out.loss.backward()
@@ -344,14 +347,14 @@ def test_regression_steps_match_torch(example, tok, tmp_path):
         sched.step()
     model.eval()
     with torch.no_grad():
-        ref = model(**{k: torch.tensor(val[k]).long() for k in finetune.INPUT_KEYS}).logits
+        ref = model(**{k: torch.tensor(val[k]).long() for k in batching.INPUT_KEYS}).logits
     ours = runs.logits["validation"][runs.seeds.index(seed)]
     assert np.abs(ours - init_logits(config, init, val)).max() > 1e-3  # training moved it
     np.testing.assert_allclose(ours, ref.numpy(), rtol=2e-4, atol=2e-4)
 
 
 def init_logits(config, params, d):
-    return finetune.predict(config, params, d, 32)[0]
+    return engine.predict(config, params, d, 32)[0]
 
 
 def sparse_checkpoint(params):
@@ -371,10 +374,10 @@ def sparse_checkpoint(params):
 
 def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
     sparse, sparse_paths = sparse_checkpoint(example["params"])
-    masks = finetune.find_masks(finetune.base_params(sparse))
+    masks = engine.find_masks(engine.base_params(sparse))
     assert sorted(masks) == sorted(sparse_paths)
     # Seed 1's learning rate is 1e30 times too large: it diverges, seed 0 must not notice.
-    runs = finetune.finetune(example["config"], sparse, tok("sst2", "train"),
+    runs = engine.finetune(example["config"], sparse, tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0, 1], HP,
                              num_labels=2, lr_scale=[1.0, 1e30], keep_params=True)
     assert runs.failed.tolist() == [False, True]
@@ -386,7 +389,7 @@ def test_sparse_masks_stay_zero_and_a_diverged_seed_is_left_out(example, tok):
         assert np.all(w[~keep] == 0.0), path  # exactly zero after every step
         assert np.any(w[keep] != np.asarray(dict(sparsity.named_leaves(sparse))[path])[keep])
     assert runs.sparsity[0] >= 100 * sum((~m).sum() for m in masks.values()) / sum(
-        x.size for p, x in sparsity.named_leaves(finetune.base_params(sparse))
+        x.size for p, x in sparsity.named_leaves(engine.base_params(sparse))
         if not p.startswith("bert/pooler")) - 1e-9
     acc = metrics.compute_metrics("sst2", runs.logits["validation"][0],
                                   tok("sst2", "validation")["labels"])["accuracy"]
@@ -397,7 +400,7 @@ def test_without_keep_masks_pruned_weights_regrow(example, tok):
     """keep_masks off (the original's sparse GLUE rows): nothing holds the zeros, so they move."""
     sparse, sparse_paths = sparse_checkpoint(example["params"])
     hp = hparams(learning_rate=3e-3, batch_size=16, epochs=1, eval_batch_size=32)
-    runs = finetune.finetune(example["config"], sparse, tok("sst2", "train"),
+    runs = engine.finetune(example["config"], sparse, tok("sst2", "train"),
                              {"validation": tok("sst2", "validation")}, [0], hp, num_labels=2,
                              use_masks=False, keep_params=True)
     assert runs.masked_tensors == 0
@@ -433,7 +436,7 @@ def test_job_end_to_end(example, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     # Seed 1 diverges (lr x 1e30) in every task: it must be recorded as failed and left out.
     monkeypatch.setattr(run.finetune, "finetune",
-                        functools.partial(finetune.finetune, lr_scale=[1.0, 1e30]))
+                        functools.partial(engine.finetune, lr_scale=[1.0, 1e30]))
     rc = run.main(job_config(), checkpoint=str(example["ckpt"]), data_dir=str(example["data_dir"]),
                   tasks="cola,rte,mrpc", seeds=2, out=str(out), test_predictions=True, progress=False)
     err = capsys.readouterr().err
@@ -458,7 +461,7 @@ def test_job_end_to_end(example, tmp_path, monkeypatch, capsys):
                   data_dir=str(example["data_dir"]), out=str(out), progress=False)
     assert rc == 2 and "holds runs fine-tuned with keep_masks=True" in capsys.readouterr().err
     assert results["extras"]["sparsity"] == pytest.approx(
-        float(finetune.body_sparsity(finetune.base_params(example["params"]))))
+        float(body.body_sparsity(engine.base_params(example["params"]))))
     settings = json.loads((out / "glue_config.json").read_text())["settings"]
     assert settings["cola"] == vars(hparams(learning_rate=3e-3, batch_size=16, epochs=8, eval_batch_size=32)) | {
         "max_length": MAX_LEN, "seeds": 2}
@@ -564,14 +567,14 @@ def test_config_file_per_task_overrides(tmp_path):
 
 def test_hparams_come_from_the_config_only():
     config = glue_config.get_config()
-    hp = finetune.HParams.from_config(config, "cola")
+    hp = finetune.task_hparams(config, "cola")
     assert vars(hp) == {k: config[k] for k in vars(hp) if k != "epochs"} | {"epochs": 5}
     with pytest.raises(TypeError):
-        finetune.HParams(learning_rate=2e-5)  # no defaults of its own
+        HParams(learning_rate=2e-5)  # no defaults of its own
     with pytest.raises(TypeError, match="no fields"):
-        finetune.HParams.from_config(config, "cola", learning_rat=1e-3)
+        finetune.task_hparams(config, "cola", learning_rat=1e-3)
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
-        finetune.HParams.from_config(config, "cola", learning_rate=0.0)
+        finetune.task_hparams(config, "cola", learning_rate=0.0)
 
 
 def test_config_checks():
@@ -617,12 +620,12 @@ def test_config_checks():
     (["--config", "FILE_WITHOUT_GET_CONFIG"], "has no attribute 'get_config'"),
 ])
 def test_command_line_errors_are_one_line(tmp_path, monkeypatch, args, message):
-    """What scripts/finetune_glue.py does with its command line, on a FlagValues of its own."""
+    """What scripts/glue.py does with its command line, on a FlagValues of its own."""
     # config_flags loads every config file as the module `config_config`, into the same module
     # object when one is left from an earlier load in this process (a script loads one file).
     monkeypatch.delitem(sys.modules, "config_config", raising=False)
     (tmp_path / "nothing.py").write_text("x = 1\n")
-    argv = ["finetune_glue.py"] + [str(tmp_path / "nothing.py") if a == "FILE_WITHOUT_GET_CONFIG" else a
+    argv = ["glue.py"] + [str(tmp_path / "nothing.py") if a == "FILE_WITHOUT_GET_CONFIG" else a
                                    for a in args]
     values = flags.FlagValues()
     with pytest.raises(Exception) as caught:
@@ -635,7 +638,7 @@ def test_command_line_errors_are_one_line(tmp_path, monkeypatch, args, message):
 
 
 def test_command_line_overrides_reach_the_config():
-    argv = ["finetune_glue.py", "--config.tasks.cola.learning_rate=1e-5", "--config.batch_size=16"]
+    argv = ["glue.py", "--config.tasks.cola.learning_rate=1e-5", "--config.batch_size=16"]
     values = flags.FlagValues()
     holder = config_flags.DEFINE_config_file("config", glue_config.__file__, flag_values=values,
                                              lock_config=True, sys_argv=argv)

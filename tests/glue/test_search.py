@@ -19,12 +19,13 @@ from glue import config as glue_config
 from glue import data, finetune, run, search, search_config, synthetic
 from glue.tasks import get_task
 from helpers import ROOT, subprocess_env
+from jax_bert.finetune import batching, engine, hparams
 from jax_bert.train import schedules
 
 MAX_LEN = 32
 # 90 training rows at batch 16: 6 steps per epoch, the last one partial.
 SIZES = {"train": 90, "validation": 32, "test": 8}
-HP = finetune.HParams.from_config(glue_config.get_config(), "sst2", learning_rate=3e-3, batch_size=16,
+HP = finetune.task_hparams(glue_config.get_config(), "sst2", learning_rate=3e-3, batch_size=16,
                                   epochs=2, eval_batch_size=32)
 JOB = {"learning_rate": 3e-3, "batch_size": 16, "max_length": MAX_LEN, "eval_batch_size": 32,
        "tasks": {"sst2": {"epochs": 2, "runs": 2}, "mrpc": {"epochs": 1, "runs": 1}}}
@@ -54,7 +55,7 @@ def test_member_schedules_are_each_members_own_schedule():
     spe, settings = 6, [(1e-3, 0.0, 1), (3e-5, 0.1, 3), (2e-5, 0.25, 2)]
     hps = [dataclasses.replace(HP, learning_rate=lr, epochs=e, warmup_steps=search.warmup_steps(w, e * spe))
            for lr, w, e in settings]
-    table = finetune.member_learning_rates(hps, spe)
+    table = hparams.member_learning_rates(hps, spe)
     assert table.shape == (18, 3) and table.dtype == np.float32
     for i, (lr, w, e) in enumerate(settings):
         n = e * spe
@@ -69,12 +70,12 @@ def test_member_schedules_are_each_members_own_schedule():
 
 def test_a_finished_member_keeps_its_params_and_optimizer_state_exactly(example):
     config = example["config"].replace(num_labels=2, dropout_layout_length=MAX_LEN)
-    base = finetune.base_params(example["params"])
-    params, opt_state = finetune.init_seeds(config, base, [0, 1], HP)
-    step = finetune._train_step(config, finetune._optimizer_key(HP), "vmap", True)
+    base = engine.base_params(example["params"])
+    params, opt_state = engine.init_seeds(config, base, [0, 1], HP)
+    step = engine._train_step(config, engine._optimizer_key(HP), "vmap", True)
     rows = np.stack([np.arange(16), np.arange(16, 32)])
-    batch = finetune.gather_batch(example["train"], rows, np.ones((2, 16), np.float32))
-    masks = finetune.masks_tree(config, base, {})
+    batch = batching.gather_batch(example["train"], rows, np.ones((2, 16), np.float32))
+    masks = engine.masks_tree(config, base, {})
     last = np.array([0.5, 0.7], np.float32)
     new_params, new_opt, bad, loss = step(params, opt_state, np.zeros(2, bool), batch, np.array([0, 1], np.int32),
                                           np.int32(3), masks, np.array([1e-3, 1e-3], np.float32),
@@ -92,15 +93,15 @@ def test_a_grid_in_one_program_equals_each_member_alone(example):
     """Members with different seeds, learning rates, warm-up and epochs (one stops after 1 epoch of 2)
     trained together give each member the params and logits it gets alone."""
     args = (example["config"], example["params"], example["train"], {"validation": example["val"]})
-    spe = finetune.steps_per_epoch(len(example["train"]["input_ids"]), HP.batch_size)
+    spe = hparams.steps_per_epoch(len(example["train"]["input_ids"]), HP.batch_size)
     seeds = [0, 0, 1]
     hps = [dataclasses.replace(HP, learning_rate=1e-3, epochs=1),
            dataclasses.replace(HP, learning_rate=3e-3, epochs=2, warmup_steps=search.warmup_steps(0.25, 2 * spe)),
            dataclasses.replace(HP, learning_rate=1e-3, epochs=2)]
-    together = finetune.finetune(*args, seeds, HP, num_labels=2, member_hps=hps, keep_params=True)
+    together = engine.finetune(*args, seeds, HP, num_labels=2, member_hps=hps, keep_params=True)
     assert together.steps == 2 * spe
     for i, (seed, hp) in enumerate(zip(seeds, hps)):
-        alone = finetune.finetune(*args, [seed], hp, num_labels=2, keep_params=True)
+        alone = engine.finetune(*args, [seed], hp, num_labels=2, keep_params=True)
         np.testing.assert_allclose(together.logits["validation"][i], alone.logits["validation"][0],
                                    rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(together.final_loss[i], alone.final_loss[0], rtol=1e-3, atol=1e-5)
@@ -111,9 +112,9 @@ def test_a_grid_in_one_program_equals_each_member_alone(example):
 def test_members_may_differ_only_in_lr_warmup_and_epochs(example):
     args = (example["config"], example["params"], example["train"], {})
     with pytest.raises(ValueError, match="members may differ in"):
-        finetune.finetune(*args, [0, 0], HP, member_hps=[HP, dataclasses.replace(HP, weight_decay=0.1)])
+        engine.finetune(*args, [0, 0], HP, member_hps=[HP, dataclasses.replace(HP, weight_decay=0.1)])
     with pytest.raises(ValueError, match="one HParams per seed"):
-        finetune.finetune(*args, [0, 1], HP, member_hps=[HP])
+        engine.finetune(*args, [0, 1], HP, member_hps=[HP])
 
 
 # ------------------------------------------------------------------ scoring and choosing
@@ -234,7 +235,7 @@ def test_an_interrupted_search_resumes_to_the_uninterrupted_result(example, tmp_
 
     monkeypatch.undo()
     counted = []
-    original = finetune.finetune
+    original = engine.finetune
 
     def counting(*a, **kw):
         counted.append("search" if kw.get("member_hps") is not None else "final")
@@ -285,7 +286,7 @@ def test_a_damaged_hparams_file_is_named(tmp_path):
     (["--search", "no_such_search.py"], "no such file"),
 ])
 def test_script_bad_search_is_one_line_and_exit_2(example, args, message):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "finetune_glue.py"), "--checkpoint",
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "glue.py"), "--checkpoint",
                              str(example["ckpt"]), *args], env=subprocess_env(), capture_output=True, text=True,
                             timeout=300, cwd=ROOT)
     assert result.returncode == 2, result.stderr

@@ -13,7 +13,7 @@ from jax_bert.model import hf_io, layers
 TOL = 1e-4
 
 ODD_CONFIGS = {
-    # The odd shape: 3 layers, hidden 96, 4 heads, intermediate 200, vocab 1000, 3 token types.
+    # An odd shape: 3 layers, hidden 96, 4 heads, intermediate 200, vocab 1000, 3 token types.
     "odd_gelu_new": dict(vocab_size=1000, hidden_size=96, num_hidden_layers=3, num_attention_heads=4,
                          intermediate_size=200, type_vocab_size=3, hidden_act="gelu_new",
                          max_position_embeddings=40),

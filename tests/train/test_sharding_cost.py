@@ -23,6 +23,7 @@ The bounds, and why they hold for a step that shards activations over the batch:
   are at most 0.75 of data 8's.
 """
 import pytest
+
 from eight_devices import SHARDING_RECIPES as RECIPES
 from eight_devices import run_child
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import ml_collections
 
-from glue import study_stats
 from glue.tasks import TASK_NAMES
+from study import stats
 
 PARTS = ("study", "ablation")
 
@@ -89,8 +89,8 @@ def eval_losses(study, out: Path, key: str) -> list[float]:
             for s in seeds_of(study, key)]
 
 
-def summaries(study, out: Path, keys: list[str]) -> dict[str, study_stats.Summary]:
-    return {k: study_stats.summarize(eval_losses(study, out, k)) for k in keys}
+def summaries(study, out: Path, keys: list[str]) -> dict[str, stats.Summary]:
+    return {k: stats.summarize(eval_losses(study, out, k)) for k in keys}
 
 
 def glue_models(study) -> list[tuple[str, int]]:

@@ -23,7 +23,8 @@ import statistics
 import tempfile
 import time
 
-from jax_bert.bench import timing
+from benchmarks import finetuning, timing
+from jax_bert.finetune import engine
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -59,8 +60,8 @@ def search_main(argv=None) -> dict:
     import jax
     import numpy as np
 
-    from glue import bench, finetune, run, search, synthetic
     from glue import config as glue_config
+    from glue import finetune, run, search, synthetic
     from glue.tasks import get_task
 
     task = get_task(args.task)
@@ -69,8 +70,8 @@ def search_main(argv=None) -> dict:
             tmp, (task.name,), {"train": args.train, "validation": args.validation, "test": 8},
             hidden=args.hidden, layers=args.layers, heads=args.heads)
         config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt))
-        train, evals = bench._tokenized(task, data_dir, tokenizer, args.max_length)
-    hp = finetune.HParams.from_config(glue_config.get_config(), task.name, batch_size=args.batch_size,
+        train, evals = finetuning.tokenized_task(task, data_dir, tokenizer, args.max_length)
+    hp = finetune.task_hparams(glue_config.get_config(), task.name, batch_size=args.batch_size,
                                       epochs=args.epochs, learning_rate=args.fixed_lr)
     fit_rows, score_rows = search.split_off(len(train["input_ids"]), args.fraction, 0)
     fit, held = search.subset(train, fit_rows), search.subset(train, score_rows)
@@ -79,10 +80,10 @@ def search_main(argv=None) -> dict:
     run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop)
 
     def one_program():
-        return finetune.finetune(config, params, fit, {"heldout": held}, seeds, hp, member_hps=member_hps, **run_kw)
+        return engine.finetune(config, params, fit, {"heldout": held}, seeds, hp, member_hps=member_hps, **run_kw)
 
     def one_by_one():
-        return [finetune.finetune(config, params, fit, {"heldout": held}, [s], m, **run_kw)
+        return [engine.finetune(config, params, fit, {"heldout": held}, [s], m, **run_kw)
                 for s, m in zip(seeds, member_hps)]
 
     def timed(fn):
@@ -109,9 +110,9 @@ def search_main(argv=None) -> dict:
     # The final number: the choice and the fixed protocol, each on the full training set, on validation.
     final_seeds = list(range(args.final_seeds))
     chosen_hp = search.apply(hp, dataclasses.asdict(chosen), len(train["input_ids"]))
-    finals = {name: finetune.finetune(config, params, train, evals, final_seeds, h, **run_kw)
+    finals = {name: engine.finetune(config, params, train, evals, final_seeds, h, **run_kw)
               for name, h in (("chosen", chosen_hp), ("fixed", hp))}
-    quality = {name: bench._mean_metric(task, r.logits, evals) for name, r in finals.items()}
+    quality = {name: finetuning.mean_first_metric(task, r.logits, evals) for name, r in finals.items()}
 
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; task {task.name}, {args.train} train "
           f"examples ({len(fit_rows)} trained on, {len(score_rows)} held out), {together.steps} steps, batch "

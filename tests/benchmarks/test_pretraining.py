@@ -1,6 +1,6 @@
 """The pretraining benchmark's code paths run (tiny shapes, CPU): it is run by hand, so nothing else
 would notice when an engine change breaks it. Timings are printed, never asserted."""
-from jax_bert.bench import pretraining
+from benchmarks import pretraining
 
 
 def test_sparse_mode_runs_every_variant(tmp_path):

@@ -3,14 +3,13 @@ fine-tuned together against one after another, and the micro-benchmark of one gr
 the choice of `seed_loop`.
 
     python scripts/benchmark_glue.py --mode search [--task sst2] [--lrs 3e-4,1e-3,3e-3,1e-2] [--seeds 2]
-        (a search grid in one program against its members one by one: glue/search_bench.py)
+        (a search grid in one program against its members one by one: benchmarks/search.py)
     python scripts/benchmark_glue.py --mode suite [--scale 0.002] [--seeds 3] [--buckets 4] [--unpacked] [--no_hf]
         [--epochs N] [--shape_min_steps N]
     python scripts/benchmark_glue.py [--mode seeds] [--seeds 10] [--task sst2] [--train 512] [--epochs 1]
         [--hidden 32] [--layers 2] [--max_length 64] [--batch_size 32] [--seed_loop vmap|map|auto]
         [--length_profile] [--dtype float32|bfloat16] [--length_buckets 4] [--no_pack]
-    python scripts/benchmark_vmap_step.py 0.1    # dropout 0.1 (training)
-    python scripts/benchmark_vmap_step.py 0.0    # no dropout
+    python scripts/benchmark_glue.py --mode vmap_step [--dropout 0.1]    # --dropout 0 for none
 
 `suite_main` (--mode suite): all nine tasks, each fine-tuned with every seed three ways in this one
 process, task by task: ours as configured by default (length buckets, packed tokens; --unpacked adds
@@ -40,11 +39,11 @@ included), then warm --repeats times, alternating (compiled steps reused, as for
 first shape; median reported). It checks that both give the same validation logits per seed, then
 prints the times, ratios and tokens per second (real tokens, and padded positions computed).
 --seed_loop map runs the seeds of the together-run with lax.map inside the one step instead of vmap
-(finetune_glue.py's default on one CPU); --length_profile draws the task's GLUE token lengths;
+(glue.py's default on one CPU); --length_profile draws the task's GLUE token lengths;
 --dtype bfloat16 computes in bf16 (params stay float32). scripts/benchmark_glue_gpu.sh runs the GPU
 figures (BERT-base, RTE and SST-2, 10 seeds, float32 and bf16).
 
-`vmap_step_main` (benchmark_vmap_step): the gradient of a tiny BERT classifier for 10 seeds, computed
+`vmap_step_main` (--mode vmap_step): the gradient of a tiny BERT classifier for 10 seeds, computed
 four ways in one process: one seed at a time (10 calls of the one-seed step), vmapped over the seeds
 (what glue.finetune does), and inside one step with `lax.map` over the seeds (sequential in XLA) or
 `lax.map(batch_size=2)` (vmap over pairs). The ways alternate call by call.
@@ -57,43 +56,29 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 import tempfile
 import time
 
-from jax_bert.bench import timing
+from benchmarks import timing
+from jax_bert.finetune import batching, engine, hparams
+from jax_bert.finetune.seeds import one_seed_params
 
 
 def params_shape(config, params, num_labels):
     """Shapes of one seed's fine-tuned params (BERT body, pooler, classifier)."""
     import jax
 
-    from glue import finetune
 
     config = config.replace(num_labels=num_labels)
-    base = finetune.base_params(params)
-    return jax.eval_shape(lambda b: finetune._one_seed_params(config, b, 0), base)
+    base = engine.base_params(params)
+    return jax.eval_shape(lambda b: one_seed_params(config, b, 0), base)
 
 
-def main(argv=None):
-    """benchmark_glue's command line: --mode seeds (default) or suite; the rest goes to that mode."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--mode", choices=("seeds", "suite", "search"), default="seeds")
-    args, rest = p.parse_known_args(argv)
-    if args.mode == "search":
-        from glue import search_bench
-
-        return search_bench.search_main(rest)
-    return suite_main(rest) if args.mode == "suite" else seeds_main(rest)
-
-
-def _tokenized(task, data_dir, tokenizer, max_length):
+def tokenized_task(task, data_dir, tokenizer, max_length):
+    """(train, {validation split: data}) of a task from data_dir, tokenized."""
     from glue import data
 
-    ds = data.load_task(task, data_dir)
-    return (data.tokenize_task(ds["train"], task, tokenizer, max_length),
-            {s: data.tokenize_task(ds[s], task, tokenizer, max_length) for s in task.validation_splits})
+    return data.tokenize_splits(data.load_task(task, data_dir), task, tokenizer, max_length, task.validation_splits)
 
 
 def seeds_main(argv=None) -> dict:
@@ -146,18 +131,18 @@ def seeds_main(argv=None) -> dict:
             intermediate=args.intermediate or None, vocab_size=args.vocab_size,
             length_profile=args.length_profile)
         config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt), dtype=args.dtype)
-        train, evals = _tokenized(task, data_dir, tokenizer, args.max_length)
-    hp = finetune.HParams.from_config(glue_config.get_config(), task.name, batch_size=args.batch_size,
+        train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
+    hp = finetune.task_hparams(glue_config.get_config(), task.name, batch_size=args.batch_size,
                                       epochs=args.epochs, learning_rate=args.lr)
     seeds = list(range(args.seeds))
     run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop, length_buckets=args.length_buckets,
                   pack_tokens=not args.no_pack)
 
     def together():
-        return finetune.finetune(config, params, train, evals, seeds, hp, **run_kw)
+        return engine.finetune(config, params, train, evals, seeds, hp, **run_kw)
 
     def sequential():
-        return [finetune.finetune(config, params, train, evals, [s], hp, **run_kw) for s in seeds]
+        return [engine.finetune(config, params, train, evals, [s], hp, **run_kw) for s in seeds]
 
     def timed(fn):
         t0 = time.perf_counter()
@@ -178,8 +163,8 @@ def seeds_main(argv=None) -> dict:
     diff = max(float(np.abs(vm_result.logits[split][i] - r.logits[split][0]).max())
                for i, r in enumerate(seq_result))
     steps = vm_result.steps
-    buckets = finetune.bucket_lengths(args.max_length, args.length_buckets)
-    real_tokens = int(finetune.real_lengths(train["attention_mask"]).sum()) * args.epochs * args.seeds
+    buckets = batching.bucket_lengths(args.max_length, args.length_buckets)
+    real_tokens = int(batching.real_lengths(train["attention_mask"]).sum()) * args.epochs * args.seeds
     positions = vm_result.positions * args.seeds
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; task {task.name}, "
           f"{args.train} train examples{' (GLUE lengths)' if args.length_profile else ''}, {steps} steps "
@@ -226,15 +211,14 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
     import torch
     import transformers
 
-    from glue import finetune
 
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" per seed
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" per seed
-    columns = finetune.INPUT_KEYS
+    columns = batching.INPUT_KEYS
     tensors = {k: torch.from_numpy(np.asarray(train[k], np.int64)) for k in columns}
     labels = torch.from_numpy(np.asarray(train["labels"], np.float32 if num_labels == 1 else np.int64))
     n = len(labels)
-    spe = finetune.steps_per_epoch(n, hp.batch_size)
+    spe = hparams.steps_per_epoch(n, hp.batch_size)
     steps = hp.epochs * spe
     logits = {split: [] for split in evals}
     train_seconds = eval_seconds = 0.0
@@ -250,7 +234,7 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
         sched = transformers.get_linear_schedule_with_warmup(opt, hp.warmup_steps, steps)
         model.train()
         for epoch in range(hp.epochs):
-            order = torch.from_numpy(finetune.epoch_order(n, seed, epoch))
+            order = torch.from_numpy(batching.epoch_order(n, seed, epoch))
             for i in range(spe):
                 rows = order[i * hp.batch_size:(i + 1) * hp.batch_size]
                 out = model(**{k: tensors[k][rows] for k in columns}, labels=labels[rows])
@@ -273,20 +257,16 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
             "eval_seconds": eval_seconds}
 
 
-def _mean_metric(task, logits, evals) -> float:
-    """The task's first metric averaged over seeds."""
+def mean_first_metric(task, logits, evals) -> float:
+    """The task's first metric averaged over seeds (logits: {split: [S, N, labels]})."""
     import numpy as np
 
     from glue import metrics
 
-    def one(i):
-        if len(task.validation_splits) == 1:
-            (s,) = task.validation_splits
-            return metrics.compute_metrics(task, logits[s][i], evals[s]["labels"])
-        return metrics.compute_metrics(task, {s: logits[s][i] for s in task.validation_splits},
-                                       {s: evals[s]["labels"] for s in task.validation_splits})
-
-    return float(np.mean([one(i)[task.metric_names[0]] for i in range(len(logits[task.validation_splits[0]]))]))
+    labels = {s: evals[s]["labels"] for s in task.validation_splits}
+    seeds = len(logits[task.validation_splits[0]])
+    return float(np.mean([metrics.validation_metrics(task, {s: logits[s][i] for s in task.validation_splits},
+                                                     labels)[task.metric_names[0]] for i in range(seeds)]))
 
 
 def suite_main(argv=None) -> dict:
@@ -349,12 +329,12 @@ def suite_main(argv=None) -> dict:
               f"eval); ways: {', '.join(w for w, _ in ways)}", flush=True)
         with timing.CpuMonitor() as monitor:
             for task in tasks:
-                train, evals = _tokenized(task, data_dir, tokenizer, args.max_length)
+                train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
                 changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
                 if args.epochs:
                     changes["epochs"] = args.epochs
-                hp = finetune.HParams.from_config(glue_config.get_config(), task.name, **changes)
-                lengths = finetune.real_lengths(train["attention_mask"])
+                hp = finetune.task_hparams(glue_config.get_config(), task.name, **changes)
+                lengths = batching.real_lengths(train["attention_mask"])
                 rec = {"task": task.name, "train": len(lengths), "eval": sum(len(d["labels"]) for d in evals.values()),
                        "mean_length": float(lengths.mean()), "epochs": hp.epochs,
                        "examples": len(lengths) * hp.epochs * args.seeds, "ways": {}}
@@ -368,7 +348,7 @@ def suite_main(argv=None) -> dict:
                             train_s, eval_s, logits[name] = out["train_seconds"], out["eval_seconds"], out["logits"]
                         else:
                             plan = {} if args.shape_min_steps is None else {"shape_min_steps": args.shape_min_steps}
-                            runs = finetune.finetune(config, params, train, evals, seeds, hp,
+                            runs = engine.finetune(config, params, train, evals, seeds, hp,
                                                      num_labels=task.num_labels, seed_loop=args.seed_loop,
                                                      **settings, **plan)
                             train_s, eval_s, logits[name] = runs.train_seconds, runs.eval_seconds, runs.logits
@@ -377,7 +357,7 @@ def suite_main(argv=None) -> dict:
                             rec["real_tokens"] = runs.real_tokens
                         timings.append({"wall_s": time.perf_counter() - t0, "train_s": train_s, "eval_s": eval_s})
                     rec["ways"][name] = {"cold": timings[0], "warm": timings[-1],
-                                         "metric": _mean_metric(task, logits[name], evals)}
+                                         "metric": mean_first_metric(task, logits[name], evals)}
                     last = timings[-1]
                     print(f"  {task.name} {name}: cold {timings[0]['wall_s']:.1f} s, warm {last['wall_s']:.1f} s "
                           f"(train {last['train_s']:.1f} s, eval {last['eval_s']:.1f} s)", flush=True)
@@ -497,6 +477,10 @@ def vmap_step(dropout: float, seeds: int = SEEDS, batch: int = BATCH, length: in
 
 
 def vmap_step_main(argv=None) -> list[dict]:
-    """benchmark_vmap_step's command line: one optional argument, the dropout rate (default 0.1)."""
-    argv = sys.argv[1:] if argv is None else argv
-    return vmap_step(float(argv[0]) if argv else 0.1)
+    """--mode vmap_step [--dropout 0.1]."""
+    p = argparse.ArgumentParser(description="the gradient of a tiny classifier for 10 seeds, four ways")
+    p.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (0: none)")
+    args = p.parse_args(argv)
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    return vmap_step(args.dropout)

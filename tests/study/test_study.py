@@ -1,5 +1,5 @@
 """The whole study (scripts/reproduce.py) end to end with a further-reduced tiny preset, and the
-mean ± std / claim logic of glue/study_stats.py on hand-made numbers."""
+mean ± std / claim logic of study/stats.py on hand-made numbers."""
 import json
 import math
 import os
@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from glue import config as glue_config
-from glue import report, study, study_rows, study_stats
+from glue import report
 from helpers import ROOT, shared_tokenizer, subprocess_env
 from jax_bert.train.config import load_sibling
+from study import pipeline as study
+from study import rows as study_rows
+from study import stats as study_stats
 
 TASKS = ["sst2", "stsb"]
 ABLATION_KEEP = ("rigl_drop10", "rigl_per_tensor")  # the micro ablation: the shared rows and these

@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import sparsity
+from benchmarks import presets, timing
 from jax_bert import files, model
-from jax_bert.bench import timing
 from jax_bert.data import mlm_batches
 from jax_bert.model import BertConfig
 from jax_bert.train import optim, sharding
@@ -50,19 +50,10 @@ from jax_bert.train import step as train_step
 from jax_bert.train.config import base_config
 from jax_bert.train.teachers import Teacher
 
-# Architecture presets; `length`/`batch` are the defaults of the torch and sparse modes, the gpu mode
-# uses GPU_SHAPES. vocab 30,522 is BERT's uncased vocabulary (the figure).
-PRESETS = {
-    "tiny": dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-                 vocab_size=1000, length=32, batch=4, steps=3),
-    "small": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
-                  vocab_size=30522, length=128, batch=16, steps=20),
-    # configs/tiny.py's model (the offline main job and configs/tiny_rigl.py) at its batch and length.
-    "tiny_run": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512,
-                     vocab_size=8000, length=128, batch=32, steps=10),
-    "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
-                 vocab_size=30522, length=128, batch=8, steps=5),
-}
+# Each preset's (benchmarks/presets.py) defaults for the torch and sparse modes: length, batch and timed
+# steps; the gpu mode uses GPU_SHAPES.
+RUN_DEFAULTS = {"tiny": dict(length=32, batch=4, steps=3), "small": dict(length=128, batch=16, steps=20),
+                "tiny_run": dict(length=128, batch=32, steps=10), "base": dict(length=128, batch=8, steps=5)}
 GPU_SHAPES = {"tiny": ((32, 4), (64, 2)), "tiny_run": ((128, 32),), "small": ((128, 64), (512, 32)),
               "base": ((128, 64), (512, 32))}
 TARGETS = {"torch": {"small": 2.5, "base": 1.2}, "static_max": 1.05, "rigl_update_max": 3.0,
@@ -98,8 +89,7 @@ def synthetic_batch(batch: int, length: int, vocab: int, seed: int):
 
 
 def model_config(preset: str, *, dtype: str = "float32", attention_dropout: float = 0.1) -> BertConfig:
-    arch = {k: v for k, v in PRESETS[preset].items() if k not in ("length", "batch", "steps")}
-    return BertConfig(**arch, dtype=dtype, attention_probs_dropout_prob=attention_dropout)
+    return presets.bert_config(preset, dtype=dtype, attention_probs_dropout_prob=attention_dropout)
 
 
 def run_config(total_steps: int, *, sparse: bool = False, rigl: bool = False, update_freq: int = 100,
@@ -439,7 +429,7 @@ def run_gpu(args) -> dict:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=("torch", "sparse", "gpu"), default="torch")
-    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
+    p.add_argument("--preset", choices=tuple(RUN_DEFAULTS), default=None,
                    help="model size (default: small for torch/sparse, base for gpu)")
     p.add_argument("--batch", type=str, default=None,
                    help="batch size (gpu mode: comma-separated, one per length)")
@@ -465,7 +455,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     args.preset = args.preset or ("base" if args.mode == "gpu" else "small")
-    preset = PRESETS[args.preset]
+    preset = RUN_DEFAULTS[args.preset]
     args.teacher_dtype = args.teacher_dtype or ("bfloat16" if args.mode == "gpu" else "float32")
     args.steps = args.steps or (20 if args.mode == "gpu" and args.preset != "tiny" else preset["steps"])
     args.length = args.length or preset["length"]

@@ -4,7 +4,7 @@ seeds, GLUE for the study's rows, one report; and the RigL ablation on the same 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
         [--pretrain_seeds N] [--ablation]
 
-A preset (configs/study_*.py) is a table of rows (glue/study_rows.py), each added with `add_row`: a
+A preset (configs/study_*.py) is a table of rows (study/rows.py), each added with `add_row`: a
 key, the table's label, a pretraining config (run by scripts/pretrain.py's code path, nothing else),
 whether it distils from the teacher row, how many seeds it runs and which parts ('study', 'ablation')
 it belongs to. The study's rows, in order:
@@ -17,9 +17,9 @@ A new row (another sparsity method, say) is one more `add_row` in the preset.
 
 Each row runs for seeds 0 .. n-1 (train.seed = sparsity.seed = the seed: batches, dropout, evaluation
 masks and initial masks all change) in OUT/KEY/seedN. Then GLUE for the study's rows on the models of
-the first `glue.pretrain_seeds` seeds (OUT/glue/KEY/seedN), then OUT/report.md (glue/study_report.py):
+the first `glue.pretrain_seeds` seeds (OUT/glue/KEY/seedN), then OUT/report.md (study/report.py):
 eval loss and perplexity as mean ± std over seeds, the original's three claims judged by
-glue/study_stats.py's rule, the GLUE tables, each row's settings, the wall time of every stage,
+study/stats.py's rule, the GLUE tables, each row's settings, the wall time of every stage,
 training-loss curves and the per-tensor density of the sparse rows. `--ablation` runs the rows of the
 'ablation' part instead (the teacher and the rows it shares with the study are the same work
 directories) and writes OUT/ablation.md. A rerun skips what is finished and resumes what was
@@ -39,11 +39,11 @@ import ml_collections
 from glue import config as glue_config
 from glue import report, synthetic
 from glue import run as glue_run
-from glue.study_report import write_ablation_report, write_report
-from glue.study_rows import glue_models, row_config, rows_of, seeds_of, workdir
 from glue.tasks import TASK_NAMES
 from jax_bert import files
-from jax_bert.bench import timing
+from jax_bert.cpu_load import CpuMonitor
+from study.report import write_ablation_report, write_report
+from study.rows import glue_models, row_config, rows_of, seeds_of, workdir
 
 _STATE_FILE = "study_state.json"
 
@@ -94,7 +94,7 @@ def _timed(out: Path, state: dict, stage: str):
     the CPUs that other processes used meanwhile (seconds-weighted over resumes): timings from a busy
     machine say so in the report."""
     t0 = time.time()
-    with timing.CpuMonitor() as monitor:
+    with CpuMonitor() as monitor:
         yield
     seconds, before = time.time() - t0, state["seconds"].get(stage, 0.0)
     shares = state.setdefault("other_cpu_share", {})

@@ -23,8 +23,8 @@ import json
 import os
 import sys
 
+from benchmarks import presets, pretraining, timing
 from jax_bert import files, model
-from jax_bert.bench import pretraining, timing
 from jax_bert.data import mlm_batches
 from jax_bert.model import BertConfig
 from jax_bert.train import optim, sharding, step_cost
@@ -86,7 +86,7 @@ def print_rows(rows: list[dict]) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=tuple(pretraining.PRESETS), default="base")
+    p.add_argument("--preset", choices=tuple(presets.ARCHITECTURES), default="base")
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--devices", type=int, default=8, help="fake CPU devices (set before JAX starts)")
     p.add_argument("--per_device", type=int, default=8, help="rows of the micro-batch per batch shard")
@@ -122,7 +122,7 @@ def main(argv=None) -> list[dict]:
     env = timing.environment()
     print(f"{env['date']}  jax {env['jax']}, {env['device_count']} {env['device_kind']} devices; preset "
           f"{args.preset}, length {args.length}, {'unrolled' if args.unrolled else 'scanned'} layers")
-    cfg = pretraining.model_config(args.preset).replace(scan_layers=not args.unrolled)
+    cfg = presets.bert_config(args.preset, scan_layers=not args.unrolled)
     rows = []
     for recipe in args.recipes:
         for sizes in args.meshes:

@@ -1,11 +1,11 @@
 """The GLUE benchmarks' code paths run (tiny shapes, CPU): they are run by hand, so nothing else would
 notice when a change breaks them. Timings are printed, never asserted."""
-from glue import bench
+from benchmarks import finetuning, search
 
 
 def test_glue_benchmark_runs_both_ways():
-    out = bench.main(["--seeds", "2", "--train", "24", "--validation", "8", "--hidden", "16", "--max_length", "16",
-                      "--batch_size", "16", "--repeats", "1", "--seed_loop", "map"])
+    out = finetuning.seeds_main(["--seeds", "2", "--train", "24", "--validation", "8", "--hidden", "16",
+                                 "--max_length", "16", "--batch_size", "16", "--repeats", "1", "--seed_loop", "map"])
     assert [r["way"] for r in out["rows"]] == ["sequential", "vmapped"]
     assert all(r["cold_s"] > 0 and r["warm_s"] > 0 and r["tokens_per_s"] > 0 for r in out["rows"])
     assert out["steps"] == 2  # 24 examples at batch 16, one epoch
@@ -15,7 +15,7 @@ def test_glue_benchmark_runs_both_ways():
 
 def test_glue_benchmark_gpu_options_run_on_tiny_shapes():
     """What scripts/benchmark_glue_gpu.sh runs (GLUE lengths, bf16), at tiny shapes."""
-    out = bench.main(["--mode", "seeds", "--task", "rte", "--length_profile", "--dtype", "bfloat16", "--seeds", "2",
+    out = finetuning.seeds_main(["--task", "rte", "--length_profile", "--dtype", "bfloat16", "--seeds", "2",
                       "--train", "20", "--validation", "8", "--hidden", "16", "--max_length", "128",
                       "--batch_size", "8", "--repeats", "1", "--seed_loop", "vmap"])
     assert sum(out["bucket_steps"].values()) == out["steps"] == 3
@@ -23,7 +23,7 @@ def test_glue_benchmark_gpu_options_run_on_tiny_shapes():
 
 
 def test_suite_benchmark_runs_every_way_on_the_same_work():
-    out = bench.main(["--mode", "suite", "--tasks", "cola,stsb", "--scale", "0.0001", "--min_train", "40",
+    out = finetuning.suite_main(["--tasks", "cola,stsb", "--scale", "0.0001", "--min_train", "40",
                       "--min_eval", "20", "--seeds", "2", "--epochs", "1", "--hidden", "16", "--layers", "2",
                       "--heads", "2", "--intermediate", "32", "--vocab_size", "0", "--max_length", "64",
                       "--batch_size", "16", "--buckets", "4", "--unpacked", "--no_warm",
@@ -42,13 +42,13 @@ def test_suite_benchmark_runs_every_way_on_the_same_work():
 
 
 def test_vmap_step_benchmark_runs_every_way():
-    rows = bench.vmap_step(0.1, seeds=2, batch=4, length=8, rounds=1)
+    rows = finetuning.vmap_step(0.1, seeds=2, batch=4, length=8, rounds=1)
     assert [r["way"] for r in rows] == ["one seed at a time", "vmap", "lax.map", "lax.map, batch_size 2"]
     assert all(r["median_s"] > 0 for r in rows)
 
 
 def test_search_benchmark_runs_the_grid_both_ways():
-    out = bench.main(["--mode", "search", "--lrs", "1e-3,3e-3", "--warmups", "0,0.5", "--seeds", "1", "--train", "24",
+    out = search.search_main(["--lrs", "1e-3,3e-3", "--warmups", "0,0.5", "--seeds", "1", "--train", "24",
                       "--validation", "8", "--hidden", "16", "--max_length", "16", "--batch_size", "16",
                       "--epochs", "1", "--repeats", "1", "--final_seeds", "1", "--seed_loop", "map"])
     assert out["members"] == 4 and [r["way"] for r in out["rows"]] == ["one after another", "one program"]

@@ -1,18 +1,12 @@
-"""Fine-tune a BERT checkpoint on GLUE with every seed of a task in one compiled training step.
+"""The GLUE command line (scripts/glue.py): its flags, their checks, and the call of glue.run.main.
 
-    python scripts/finetune_glue.py --checkpoint WORKDIR_OR_HF_DIR --seeds 10 [--tasks cola,rte] [--data_dir DIR]
-        [--out DIR] [--config FILE] [--config.KEY=VALUE ...] [--test_predictions] [--hparams FILE_OR_DIR]
-    python scripts/finetune_glue.py --checkpoint DIR --search glue/search_config.py [--search.KEY=VALUE ...] ...
-    python scripts/finetune_glue.py --report_only --out DIR [--out DIR2 ...] [--csv PATH]
-
-The settings are glue/config.py (the default --config; `--config.tasks.cola.epochs=3` changes one).
-See glue/run.py for the outputs and an offline example (synthetic data, tiny checkpoint). --search
-chooses each task's learning rate, warm-up ratio and epochs first (glue/search.py, keys in
-glue/search_config.py); --hparams runs with the values a search chose (its OUT/hparams directory or a file).
+A bad command line (an unknown flag or config key, a bad value, a missing --config or --search file) is
+one line `error: ...` and exit status 2, before any work (jax_bert.cli).
 """
 import logging
 import os
 import re
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -82,5 +76,9 @@ def main(argv):
                     progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value)
 
 
-if __name__ == "__main__":
+def run_command() -> None:
+    """scripts/glue.py: parse the command line and run. The flags are this module's; --help lists the
+    main program's, so they are registered for it too."""
+    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main, flags_parser=parse)

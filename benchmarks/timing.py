@@ -1,12 +1,14 @@
-"""Timing helpers shared by the benchmarks: interleaved step timing, a monitor of the CPU share other
-processes used meanwhile (numbers taken on a busy machine are not comparable), the environment
-record and a plain-text table."""
+"""Timing helpers shared by the benchmarks: interleaved step timing, the monitor of the CPU share other
+processes used meanwhile (jax_bert/cpu_load.py: numbers taken on a busy machine are not comparable),
+fake CPU devices for compiling a mesh, the environment record and a plain-text table."""
 from __future__ import annotations
 
 import datetime
 import os
 import platform
 import time
+
+from jax_bert.cpu_load import CpuMonitor, load_note, usable_cpus  # noqa: F401 - part of the benchmarks' kit
 
 
 def time_steps(step, n: int, before=None) -> list[float]:
@@ -19,51 +21,6 @@ def time_steps(step, n: int, before=None) -> list[float]:
         step()
         out.append(time.perf_counter() - start)
     return out
-
-
-class CpuMonitor:
-    """The share of all CPUs used by OTHER processes while the block ran: system-wide busy time
-    (/proc/stat) minus this process's CPU time, over wall time x CPUs. None off Linux."""
-
-    def __init__(self):
-        self.other_share = None
-
-    @staticmethod
-    def _busy_seconds():
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(x) for x in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self):
-        self._busy, self._own, self._wall = self._busy_seconds(), sum(os.times()[:2]), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        busy = self._busy_seconds()
-        if busy is not None and self._busy is not None:
-            wall = time.perf_counter() - self._wall
-            other = (busy - self._busy) - (sum(os.times()[:2]) - self._own)
-            self.other_share = min(1.0, max(0.0, other / (wall * (os.cpu_count() or 1))))  # all CPUs
-
-
-def load_note(monitor: CpuMonitor) -> str:
-    if monitor.other_share is None:
-        return ""
-    warn = "  (WARNING: the machine was busy; these numbers are not quiet-machine numbers)" \
-        if monitor.other_share > 0.1 else ""
-    return f"other processes used {monitor.other_share:.0%} of the CPUs while timing{warn}"
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (os.cpu_count() unless pinned, e.g. by taskset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def use_cpu_devices(n: int) -> None:

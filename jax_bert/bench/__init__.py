@@ -1,1 +1,0 @@
-"""Benchmarks of the pretraining step (pretraining.py) and the timing helpers they share (timing.py)."""

@@ -1,0 +1,167 @@
+"""The host side of fine-tuning: each seed's data order, the length buckets and packed tokens of every
+step, and the plan of the step shapes to compile (numpy only; nothing here touches a device).
+
+Data order: every seed draws a fresh permutation of the training set each epoch,
+numpy default_rng([seed, epoch]); a step's batch is gathered on the host into [seeds, batch, length]
+arrays. The last partial batch of an epoch is filled with zero-weight rows (no example is dropped).
+
+Length buckets: each step's batch is padded only to the shortest of a few lengths (`bucket_lengths`:
+32, 64, 96, 128 at max_length 128) that holds its longest row over all seeds. Packed tokens: the dense
+layers of a training step compute only its real tokens, packed into [seeds, T] rows (T: the most real
+tokens of any seed, rounded up to 8 per row; `pack_batch`, jax_bert/model/packing.py), and attention
+moves them into the bucket's padded layout and back. Every distinct (bucket, tokens) shape is one
+compilation, so `plan_shapes` runs the shapes few steps need at a larger one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from jax_bert.model import packing
+
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+PACKING_KEYS = ("slot_token", "token_slot")  # a packed training batch's index arrays
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """This seed's permutation of the n training examples in this epoch."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def batch_indices(orders: np.ndarray, step_in_epoch: int, batch_size: int):
+    """(rows [S, B], weights [S, B]) of one step; past the end: row 0 with weight 0 (padding)."""
+    lo, hi = step_in_epoch * batch_size, (step_in_epoch + 1) * batch_size
+    rows = orders[:, lo:hi]
+    weights = np.ones(rows.shape, np.float32)
+    pad = batch_size - rows.shape[1]
+    if pad:
+        rows = np.concatenate([rows, np.zeros((len(rows), pad), rows.dtype)], axis=1)
+        weights = np.concatenate([weights, np.zeros((len(weights), pad), np.float32)], axis=1)
+    return rows, weights
+
+
+def bucket_lengths(max_length: int, buckets: int) -> tuple[int, ...]:
+    """`buckets` evenly spaced padded lengths up to max_length, rounded up to multiples of 8
+    (128 and 4 buckets: 32, 64, 96, 128; 1 bucket: max_length only, every batch fully padded)."""
+    if buckets < 1:
+        raise ValueError(f"length_buckets must be >= 1, got {buckets}.")
+    return tuple(sorted({min(max_length, 8 * math.ceil(max_length * k / buckets / 8))
+                         for k in range(1, buckets + 1)}))
+
+
+def real_lengths(attention_mask: np.ndarray) -> np.ndarray:
+    """Positions up to and including each row's last real token (tokenize_task pads on the right)."""
+    mask = np.asarray(attention_mask) != 0
+    return np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
+
+
+def bucket_for(lengths: np.ndarray, buckets: Sequence[int]) -> int:
+    """The shortest bucket that holds every one of `lengths` (rows of one step, all seeds)."""
+    longest = int(np.max(lengths, initial=1))
+    i = int(np.searchsorted(buckets, longest))
+    if i == len(buckets):
+        raise ValueError(f"a row has {longest} positions, more than the longest bucket {buckets[-1]}.")
+    return int(buckets[i])
+
+
+def gather_batch(data: Mapping[str, np.ndarray], rows: np.ndarray, weights: np.ndarray,
+                 length: int | None = None) -> dict:
+    """Host-side numpy gather: {input_ids, attention_mask, token_type_ids, labels, weights}, the
+    inputs cut to their first `length` positions (None: all of them)."""
+    cols = slice(None) if length is None else slice(0, length)
+    batch = {k: np.asarray(data[k])[rows, cols] for k in INPUT_KEYS}
+    batch["labels"] = np.asarray(data["labels"])[rows]
+    batch["weights"] = weights
+    return batch
+
+
+def token_budget(tokens: int, batch_size: int, length: int) -> int:
+    """The packed token count of a step: `tokens` rounded up to a multiple of 8 per row (256 at batch
+    32), at most batch_size x length."""
+    unit = 8 * batch_size
+    return min(batch_size * length, unit * math.ceil(tokens / unit))
+
+
+def packed_lengths(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+    """Real tokens of each row [S, B] in a packed batch: rows of weight 0 (the last batch's filling)
+    keep only their first token, since nothing reads their logits."""
+    real = np.minimum(lengths[rows], length)
+    real[weights == 0] = 1
+    return real
+
+
+def step_shape(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, buckets: Sequence[int],
+               pack_tokens: bool) -> tuple[int, int]:
+    """(bucket, tokens) a step needs: the bucket of its longest real row over all seeds, and the packed
+    token budget of the seed with the most real tokens (batch x bucket when not packing)."""
+    length = bucket_for(lengths[rows[weights > 0]], buckets)
+    if not pack_tokens:
+        return length, rows.shape[1] * length
+    real = packed_lengths(lengths, rows, weights, length)
+    return length, token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
+
+
+def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64) -> dict:
+    """{needed shape: the shape it runs at}. Every distinct (bucket, tokens) shape is one compilation
+    (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the
+    steps need runs at a larger one (padding more changes no result), rarest first:
+      1. the cheapest shape that holds it (bucket and tokens at least as large) among the other needed
+         shapes and those `compiled` before, when there is one;
+      2. else the smallest shape holding it and another needed shape, when running both there wastes
+         no more tokens than `few` steps of that shape hold."""
+    counts = {}
+    for need in needs:
+        counts[need] = counts.get(need, 0) + 1
+    kept, plan = set(counts) | set(compiled), {}
+
+    def merge(partners, target):
+        kept.add(target)
+        for k in partners:
+            kept.discard(k)
+            plan[k] = target
+            counts[target] = counts.get(target, 0) + counts[k]
+
+    def rare_shapes():  # each still rare when its turn comes (merges add to their targets' counts)
+        for k in sorted(counts, key=lambda k: (counts[k], k)):
+            if k not in plan and counts[k] < max(few, rare * len(needs)):
+                yield k
+
+    for shape in list(rare_shapes()):
+        holders = [k for k in kept if k != shape and k[0] >= shape[0] and k[1] >= shape[1]]
+        if holders and counts[shape] < max(few, rare * len(needs)):
+            merge([shape], min(holders, key=lambda k: (k[1], k[0])))
+    for shape in list(rare_shapes()):
+        if shape in plan or shape in compiled or counts[shape] >= max(few, rare * len(needs)):
+            continue  # (a shape compiled before costs nothing more)
+        joint = {other: (max(shape[0], other[0]), max(shape[1], other[1])) for other in kept
+                 if other != shape and other in counts and other not in plan and other not in compiled}
+        waste = {other: sum(counts[k] * (new[1] - k[1]) for k in (shape, other)) for other, new in joint.items()}
+        fits = [other for other in joint if waste[other] <= few * joint[other][1]]
+        if fits:
+            other = min(fits, key=lambda k: (waste[k], joint[k]))
+            merge([shape, other], joint[other])
+    for shape in counts:  # follow merges of merged shapes to the end
+        while plan.get(shape, shape) in plan and plan[plan[shape]] != plan[shape]:
+            plan[shape] = plan[plan[shape]]
+    return {need: plan.get(need, need) for need in set(needs)}
+
+
+def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray,
+               length: int, tokens: int) -> dict:
+    """The step's batch as packed tokens (jax_bert/model/packing.py): input_ids and token_type_ids
+    [S, tokens], their index arrays slot_token [S, B, length] and token_slot [S, tokens], labels,
+    weights. lengths: real tokens of every example of `data`; tokens: one budget for all seeds."""
+    real = packed_lengths(lengths, rows, weights, length)
+    out = {k: [] for k in ("input_ids", "token_type_ids", "slot_token", "token_slot")}
+    for s in range(len(rows)):
+        slot_token, token_slot = packing.pack_indices(real[s], length, tokens)
+        out["slot_token"].append(slot_token)
+        out["token_slot"].append(token_slot)
+        for k in ("input_ids", "token_type_ids"):
+            out[k].append(packing.packed_values(np.asarray(data[k])[rows[s], :length], token_slot))
+    batch = {k: np.stack(v) for k, v in out.items()}
+    batch["labels"] = np.asarray(data["labels"])[rows]
+    batch["weights"] = weights
+    return batch

@@ -1,0 +1,7 @@
+"""The study: pretraining rows over seeds, their GLUE, statistics, the report (`scripts/reproduce.py`).
+
+    pipeline.py  the stages (pretrain each row and seed, GLUE for each row's models, the reports), resumable
+    rows.py      a preset's table of rows (configs/study_*.py build it with `add_row`)
+    stats.py     mean ± std over seeds and the rule that judges each of the original's claims
+    report.py    report.md and ablation.md
+"""
