@@ -4,6 +4,7 @@ only on jax, optax and numpy (matplotlib for charts); it knows nothing of BERT.
 
     masks.py      which params are sparse (regex rules), mask trees, apply_masks
     init.py       mask initialisers and the per-tensor allocation of kept weights
+    selection.py  the k smallest scores of each group from counts alone (no sort, no gather)
     rigl.py       RigL's schedule and its prune / regrow selection
     gmp.py        gradual magnitude pruning: the cubic kept counts and the global magnitude prune
     transform.py  `sparse(inner, masks_fn, rigl | gmp)`: any optax optimizer with masks in its state

@@ -3,8 +3,8 @@ few steps remove the smallest-magnitude weights across all sparse tensors so tha
 weights follows a cubic decay to its final value; after the last prune the masks stay as they are.
 
 The kept count of each prune is a table of Python ints computed on the host in float64 (the
-original's arithmetic, exactly), indexed inside jit by the prune number. The selection reuses RigL's
-(sparsity/rigl.py): a bisection over order-preserving keys that needs only counts, so each device
+original's arithmetic, exactly), indexed inside jit by the prune number. The selection is RigL's
+(sparsity/selection.py): a bisection over order-preserving keys that needs only counts, so each device
 works on its own shards, and ties break by the lowest flat index (the sparse tensors one after
 another in tree order), so every process, every mesh and every rerun prunes the same weights.
 """
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsity.masks import _check_structure, _is_none
-from sparsity.rigl import _smallest
+from sparsity.selection import smallest
 
 
 def cubic_kept_counts(initial: int, final: int, num_prunes: int) -> np.ndarray:
@@ -38,8 +38,8 @@ def _prune(ws, ms, n_keep):
     k = jnp.maximum(n_active - jnp.asarray(n_keep, jnp.int32), 0)
     inf = jnp.float32(jnp.inf)
     # The k smallest |w| among the active weights (inactive ones sort last), one ranking for all.
-    dropped = _smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)],
-                        [k] * len(ms), per_tensor=False)
+    dropped = smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)],
+                       [k] * len(ms), per_tensor=False)
     return [m & ~d for m, d in zip(ms, dropped)]
 
 
