@@ -1,9 +1,11 @@
 """RigL (Evci et al. 2020, "Rigging the Lottery"): drop small weights, regrow by gradient.
 
-Everything here is pure and jittable with static shapes. The counts depend on traced masks, so
-both the drop and the regrowth are the count-only selection of sparsity/selection.py (no sort, no
-gather: each device works on its own shards), ties broken by the lowest flat index, so every
-process, every mesh and every rerun picks the same weights.
+`RiglSchedule` is the mask schedule `sparsity.sparse` runs (when to update, the decaying drop
+fraction, the moment reset); `rigl_masks` is one update of the masks. Everything here is pure and
+jittable with static shapes. The counts depend on traced masks, so both the drop and the regrowth
+are the count-only selection of sparsity/selection.py (no sort, no gather: each device works on its
+own shards), ties broken by the lowest flat index, so every process, every mesh and every rerun
+picks the same weights.
 
 Counts: in each group (a tensor slice in per_tensor mode, everything in global mode)
 k = floor(drop_frac * n_active), computed in float32 (exact while n_active < 2**24; above
@@ -13,15 +15,67 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from sparsity.masks import _check_structure, _is_none
+from sparsity.schedule import MaskUpdate, is_update_step
 from sparsity.selection import group_counts, smallest
 
 MODES = ("global", "per_tensor")
+
+
+class RiglSchedule(NamedTuple):
+    """When and how RigL changes the masks (a mask schedule for `sparsity.sparse`).
+
+    The update after optimizer step `count` (1-based: the number of updates applied once it is
+    done) changes the masks when start <= count <= end and (count - start) % update_freq == 0.
+    drop_fraction is the initial fraction of active weights replaced, decayed by `schedule`
+    ('cosine' to 0 at `end`, or 'constant'). mode: 'global' (one ranking over all sparse tensors)
+    or 'per_tensor'. reset_moments zeroes the inner optimizer's Adam moments of regrown weights;
+    reinit_when_same also restarts from 0 a weight pruned and regrown in the same update.
+    """
+
+    update_freq: int = 100
+    start: int = 100
+    end: int = 1
+    drop_fraction: float = 0.3
+    schedule: str = "cosine"
+    mode: str = "global"
+    reset_moments: bool = False
+    reinit_when_same: bool = False
+
+    def check(self) -> None:
+        """ValueError naming the bad field; RigL that would never update is an error too."""
+        if self.update_freq < 1:
+            raise ValueError(f"RigL update_freq must be >= 1, got {self.update_freq}: RigL would never update.")
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"RigL end step {self.end} is not after start {self.start}: RigL would never update.")
+        if not 0.0 < self.drop_fraction < 1.0:
+            raise ValueError(f"RigL drop_fraction must be in (0, 1), got {self.drop_fraction}.")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"RigL schedule must be 'cosine' or 'constant', got {self.schedule!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"RigL mode must be one of {MODES}, got {self.mode!r}.")
+
+    def is_update(self, count):
+        return is_update_step(count, freq=self.update_freq, start=self.start, end=self.end)
+
+    def fraction(self, count):
+        return drop_fraction(count, initial=self.drop_fraction, schedule=self.schedule, end=self.end)
+
+    def update(self, count, weights, masks, grads, inner_state) -> MaskUpdate:
+        """Prune by the magnitude of `weights` (this step's updated weights), regrow by the dense `grads`;
+        regrown weights start again from 0 (and from zero moments with reset_moments)."""
+        masks, regrown = rigl_masks(weights, masks, grads, self.fraction(count), mode=self.mode,
+                                    reinit_when_same=self.reinit_when_same)
+        keep = jax.tree.map(lambda m, r: None if m is None else m & ~r, masks, regrown, is_leaf=_is_none)
+        if self.reset_moments:
+            inner_state = reset_moments(inner_state, regrown)
+        return MaskUpdate(masks, keep, inner_state)
 
 
 def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: int | None = None):
@@ -41,20 +95,6 @@ def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: 
         raise ValueError(f"cosine drop-fraction schedule needs end > 0 (the step it reaches 0), got {end}")
     t = jnp.clip(step, 0.0, float(end)) / float(end)
     return 0.5 * initial * (1.0 + jnp.cos(math.pi * t))
-
-
-def is_update_step(step, *, freq: int, start: int, end: int | None = None):
-    """jnp bool: start <= step <= end (inclusive, as the RigL code) and (step - start) % freq == 0.
-
-    end=None: no last step. With freq=start=100 the updates are at 100, 200, ...
-    """
-    if freq <= 0:
-        raise ValueError(f"RigL update frequency must be > 0, got {freq}")
-    step = jnp.asarray(step, jnp.int32)
-    ok = (step >= start) & ((step - start) % freq == 0)
-    if end is not None:
-        ok = ok & (step <= end)
-    return ok
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
