@@ -1,21 +1,85 @@
 """Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"): start dense, then every
 few steps remove the smallest-magnitude weights across all sparse tensors so that the number of kept
 weights follows a cubic decay to its final value; after the last prune the masks stay as they are.
+`GmpSchedule` is the mask schedule `sparsity.sparse` runs; `gmp_masks` is one prune.
 
 The kept count of each prune is a table of Python ints computed on the host in float64 (the
-original's arithmetic, exactly), indexed inside jit by the prune number. The selection reuses RigL's
-(sparsity/rigl.py): a bisection over order-preserving keys that needs only counts, so each device
+original's arithmetic, exactly), indexed inside jit by the prune number. The selection is RigL's
+(sparsity/selection.py): a bisection over order-preserving keys that needs only counts, so each device
 works on its own shards, and ties break by the lowest flat index (the sparse tensors one after
 another in tree order), so every process, every mesh and every rerun prunes the same weights.
 """
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from sparsity.masks import _check_structure, _is_none
-from sparsity.rigl import _smallest
+from sparsity.schedule import MaskUpdate, is_update_step
+from sparsity.selection import smallest
+
+
+class GmpSchedule(NamedTuple):
+    """When gradual magnitude pruning prunes, and how many weights it keeps (a mask schedule for
+    `sparsity.sparse`, whose masks start all True, as `full_masks` makes them).
+
+    The update after optimizer step `count` (1-based) prunes when start <= count <= end and
+    (count - start) % period == 0: n = (end - start) / period + 1 prunes. After the i-th (i = 1..n)
+    the sparse tensors together keep int(final_kept + (initial_kept - final_kept) * (1 - i/n)**3)
+    weights (Zhu & Gupta's cubic; the original's warmup_steps is `start`, its max_steps -
+    cooldown_steps is `end`), so the last prune leaves exactly `final_kept`. initial_kept None: every
+    weight of the sparse tensors.
+    """
+
+    start: int
+    end: int
+    period: int
+    final_kept: int
+    initial_kept: int | None = None
+
+    def check(self) -> None:
+        """ValueError naming the bad field."""
+        if self.period < 1:
+            raise ValueError(f"GMP period must be >= 1, got {self.period}.")
+        if self.start < 1:
+            raise ValueError(f"GMP start must be >= 1 (the first prune follows that many updates), got {self.start}.")
+        if self.end <= self.start or (self.end - self.start) % self.period:
+            raise ValueError(f"GMP prunes from step {self.start} to step {self.end} every {self.period} steps: the "
+                             f"pruning span {self.end - self.start} must be a positive multiple of the period.")
+        if self.final_kept < 1:
+            raise ValueError(f"GMP final_kept must be >= 1, got {self.final_kept}.")
+
+    @property
+    def num_prunes(self) -> int:
+        return (self.end - self.start) // self.period + 1
+
+    def is_update(self, count):
+        return is_update_step(count, freq=self.period, start=self.start, end=self.end)
+
+    def kept_counts(self, n_sparse: int) -> np.ndarray:
+        """The kept count after each prune (host ints), for sparse tensors of n_sparse weights in all."""
+        initial = n_sparse if self.initial_kept is None else self.initial_kept
+        if not self.final_kept <= initial <= n_sparse:
+            raise ValueError(f"GMP keeps {self.final_kept} of {initial} weights at the end, but the sparse tensors "
+                             f"hold {n_sparse}: final_kept <= initial_kept <= {n_sparse} is needed.")
+        return cubic_kept_counts(initial, self.final_kept, self.num_prunes)
+
+    def kept_at(self, count, n_sparse: int):
+        """int32: the count the prune at optimizer step `count` keeps (meaningful on prune steps)."""
+        table = jnp.asarray(self.kept_counts(n_sparse), jnp.int32)
+        return table[jnp.clip((count - self.start) // self.period, 0, self.num_prunes - 1)]
+
+    def update(self, count, weights, masks, grads, inner_state) -> MaskUpdate:
+        """Prune by the magnitude of `weights` (this step's updated weights) down to the schedule's kept
+        count; the gradient and the inner state play no part, and pruned weights become 0."""
+        del grads
+        n_sparse = sum(math.prod(m.shape) for m in jax.tree.leaves(masks))  # static shapes
+        masks = gmp_masks(weights, masks, self.kept_at(count, n_sparse))
+        return MaskUpdate(masks, masks, inner_state)
 
 
 def cubic_kept_counts(initial: int, final: int, num_prunes: int) -> np.ndarray:
@@ -38,8 +102,8 @@ def _prune(ws, ms, n_keep):
     k = jnp.maximum(n_active - jnp.asarray(n_keep, jnp.int32), 0)
     inf = jnp.float32(jnp.inf)
     # The k smallest |w| among the active weights (inactive ones sort last), one ranking for all.
-    dropped = _smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)],
-                        [k] * len(ms), per_tensor=False)
+    dropped = smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)],
+                       [k] * len(ms), per_tensor=False)
     return [m & ~d for m, d in zip(ms, dropped)]
 
 

@@ -1,9 +1,10 @@
 """RigL (Evci et al. 2020, "Rigging the Lottery"): drop small weights, regrow by gradient.
 
-Everything here is pure and jittable with static shapes: the counts depend on traced masks,
-so selection is done by bisections over counts rather than a static top_k or a sort, which
-also keeps the work on each device's own shards when the tensors are sharded. Ties break by
-flat index (lower index first) in every case, so every process, every mesh and every rerun
+`RiglSchedule` is the mask schedule `sparsity.sparse` runs (when to update, the decaying drop
+fraction, the moment reset); `rigl_masks` is one update of the masks. Everything here is pure and
+jittable with static shapes. The counts depend on traced masks, so both the drop and the regrowth
+are the count-only selection of sparsity/selection.py (no sort, no gather: each device works on its
+own shards), ties broken by the lowest flat index, so every process, every mesh and every rerun
 picks the same weights.
 
 Counts: in each group (a tensor slice in per_tensor mode, everything in global mode)
@@ -14,15 +15,67 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from sparsity.masks import _check_structure, _is_none
+from sparsity.schedule import MaskUpdate, is_update_step
+from sparsity.selection import group_counts, smallest
 
 MODES = ("global", "per_tensor")
+
+
+class RiglSchedule(NamedTuple):
+    """When and how RigL changes the masks (a mask schedule for `sparsity.sparse`).
+
+    The update after optimizer step `count` (1-based: the number of updates applied once it is
+    done) changes the masks when start <= count <= end and (count - start) % update_freq == 0.
+    drop_fraction is the initial fraction of active weights replaced, decayed by `schedule`
+    ('cosine' to 0 at `end`, or 'constant'). mode: 'global' (one ranking over all sparse tensors)
+    or 'per_tensor'. reset_moments zeroes the inner optimizer's Adam moments of regrown weights;
+    reinit_when_same also restarts from 0 a weight pruned and regrown in the same update.
+    """
+
+    update_freq: int = 100
+    start: int = 100
+    end: int = 1
+    drop_fraction: float = 0.3
+    schedule: str = "cosine"
+    mode: str = "global"
+    reset_moments: bool = False
+    reinit_when_same: bool = False
+
+    def check(self) -> None:
+        """ValueError naming the bad field; RigL that would never update is an error too."""
+        if self.update_freq < 1:
+            raise ValueError(f"RigL update_freq must be >= 1, got {self.update_freq}: RigL would never update.")
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"RigL end step {self.end} is not after start {self.start}: RigL would never update.")
+        if not 0.0 < self.drop_fraction < 1.0:
+            raise ValueError(f"RigL drop_fraction must be in (0, 1), got {self.drop_fraction}.")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"RigL schedule must be 'cosine' or 'constant', got {self.schedule!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"RigL mode must be one of {MODES}, got {self.mode!r}.")
+
+    def is_update(self, count):
+        return is_update_step(count, freq=self.update_freq, start=self.start, end=self.end)
+
+    def fraction(self, count):
+        return drop_fraction(count, initial=self.drop_fraction, schedule=self.schedule, end=self.end)
+
+    def update(self, count, weights, masks, grads, inner_state) -> MaskUpdate:
+        """Prune by the magnitude of `weights` (this step's updated weights), regrow by the dense `grads`;
+        regrown weights start again from 0 (and from zero moments with reset_moments)."""
+        masks, regrown = rigl_masks(weights, masks, grads, self.fraction(count), mode=self.mode,
+                                    reinit_when_same=self.reinit_when_same)
+        keep = jax.tree.map(lambda m, r: None if m is None else m & ~r, masks, regrown, is_leaf=_is_none)
+        if self.reset_moments:
+            inner_state = reset_moments(inner_state, regrown)
+        return MaskUpdate(masks, keep, inner_state)
 
 
 def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: int | None = None):
@@ -44,118 +97,19 @@ def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: 
     return 0.5 * initial * (1.0 + jnp.cos(math.pi * t))
 
 
-def is_update_step(step, *, freq: int, start: int, end: int | None = None):
-    """jnp bool: start <= step <= end (inclusive, as the RigL code) and (step - start) % freq == 0.
-
-    end=None: no last step. With freq=start=100 the updates are at 100, 200, ...
-    """
-    if freq <= 0:
-        raise ValueError(f"RigL update frequency must be > 0, got {freq}")
-    step = jnp.asarray(step, jnp.int32)
-    ok = (step >= start) & ((step - start) % freq == 0)
-    if end is not None:
-        ok = ok & (step <= end)
-    return ok
-
-
-def _order_keys(scores):
-    """uint32 keys with the order of the float32 scores (-0.0 counted as +0.0)."""
-    bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32) + 0.0, jnp.int32)
-    flipped = jnp.where(bits >= 0, bits ^ jnp.int32(-2**31), ~bits)
-    return jax.lax.bitcast_convert_type(flipped, jnp.uint32)
-
-
-def _group_counts(preds, per_tensor: bool):
-    """Number of True entries of each group, one array per tensor that broadcasts against it: per
-    [in, out] slice (the last two axes) in per-tensor mode, over every tensor together in global mode.
-    Only these counts cross devices when the tensors are sharded (small all-reduces)."""
-    if per_tensor:
-        return [jnp.sum(p, axis=(-2, -1), keepdims=True, dtype=jnp.int32) for p in preds]
-    total = sum(jnp.sum(p, dtype=jnp.int32) for p in preds)
-    return [total] * len(preds)
-
-
-def _flat_index(shape, axes, offset: int = 0):
-    """int32 row-major index of every element over `axes` (+ offset), built from iotas: a sharded
-    tensor computes its part shard by shard, nothing is gathered."""
-    index = jnp.full(shape, offset, jnp.int32)
-    stride = 1
-    for axis in reversed(axes):
-        index = index + jax.lax.broadcasted_iota(jnp.int32, shape, axis) * stride
-        stride *= shape[axis]
-    return index
-
-
-def _bisect(lo, hi, steps: int, enough):
-    """The smallest value v in [lo, hi] per group with enough(v) true (monotone), by `steps` halvings."""
-    def halve(_, bounds):
-        lo, hi = bounds
-        mid = [low + (high - low) // 2 for low, high in zip(lo, hi)]
-        ok = enough(mid)
-        return ([jnp.where(e, low, m + 1) for e, low, m in zip(ok, lo, mid)],
-                [jnp.where(e, m, high) for e, m, high in zip(ok, mid, hi)])
-
-    return jax.lax.fori_loop(0, steps, halve, (lo, hi))[0]
-
-
-def _smallest(scores, k, per_tensor: bool):
-    """Bool per tensor: the k smallest scores of each group, ties broken by the lowest index (the
-    row-major order of each [in, out] slice, or of the tensors one after another in global mode).
-
-    No sort and no gather: a bisection over the 2**32 values of order-preserving keys finds each
-    group's k-th smallest key from counts alone (XLA's CPU sort is single-threaded, and a sort or a
-    cumulative sum over sharded tensors would pull them onto every device), then a second bisection
-    over the element indices takes the lowest-indexed ties at that key, again from counts alone.
-    """
-    keys = [_order_keys(s) for s in scores]
-    zeros = [jnp.zeros_like(c) for c in k]
-
-    def k_at_or_below(values):  # per group: do at least k keys lie at or below its value?
-        counts = _group_counts([key <= v for key, v in zip(keys, values)], per_tensor)
-        return [c >= n for c, n in zip(counts, k)]
-
-    threshold = _bisect([jnp.zeros_like(z, jnp.uint32) for z in zeros],
-                        [jnp.full_like(z, 2**32 - 1, jnp.uint32) for z in zeros], 32, k_at_or_below)
-    below = [key < t for key, t in zip(keys, threshold)]
-    at = [key == t for key, t in zip(keys, threshold)]
-    room = [n - c for n, c in zip(k, _group_counts(below, per_tensor))]  # ties to take, per group
-    if per_tensor:
-        index = [_flat_index(s.shape, (s.ndim - 2, s.ndim - 1)) for s in scores]
-        size = max(s.shape[-1] * s.shape[-2] for s in scores)
-    else:
-        offsets = np.cumsum([0] + [s.size for s in scores])
-        index = [_flat_index(s.shape, tuple(range(s.ndim)), int(o)) for s, o in zip(scores, offsets)]
-        size = int(offsets[-1])
-    if size >= 2**31 - 1:
-        raise ValueError(f"RigL ranks groups of up to {2**31 - 2} weights; this group has {size}.")
-
-    def room_below(bounds):  # per group: are there `room` ties with an index below its bound?
-        counts = _group_counts([a & (i < b) for a, i, b in zip(at, index, bounds)], per_tensor)
-        return [c >= r for c, r in zip(counts, room)]
-
-    def lowest_ties(_):  # the smallest bound with `room` ties below it: exactly `room` ties are taken
-        bound = _bisect(zeros, [z + size for z in zeros], max(1, size.bit_length()), room_below)
-        return [b | (a & (i < j)) for b, a, i, j in zip(below, at, index, bound)]
-
-    # Usually every group takes all of its ties (continuous magnitudes rarely tie); the index
-    # bisection is then skipped.
-    take_all = functools.reduce(jnp.logical_and, [jnp.all(r == c) for r, c in zip(room, _group_counts(at, per_tensor))])
-    return jax.lax.cond(take_all, lambda _: [b | a for b, a in zip(below, at)], lowest_ties, None)
-
-
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _select(ws, ms, gs, drop_frac, per_tensor, reinit_when_same):
     """RigL on lists of tensors: (new masks, regrown masks)."""
-    n_active = _group_counts(ms, per_tensor)
+    n_active = group_counts(ms, per_tensor)
     k = [jnp.floor(drop_frac * n.astype(jnp.float32)).astype(jnp.int32) for n in n_active]
     inf = jnp.float32(jnp.inf)
     # Drop: the k smallest |w| among active weights (inactive ones sort last).
-    dropped = _smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)], k, per_tensor)
+    dropped = smallest([jnp.where(m, jnp.abs(w).astype(jnp.float32), inf) for w, m in zip(ws, ms)], k, per_tensor)
     kept = [m & ~d for m, d in zip(ms, dropped)]
     # Grow: the k largest |grad| among weights inactive after the drop; a just-dropped weight is a
     # candidate, as in the RigL code.
-    grown = _smallest([jnp.where(c, inf, -jnp.abs(g).astype(jnp.float32)) for g, c in zip(gs, kept)], k,
-                      per_tensor)
+    grown = smallest([jnp.where(c, inf, -jnp.abs(g).astype(jnp.float32)) for g, c in zip(gs, kept)], k,
+                     per_tensor)
     # Regrown = new connections (they start at 0; their moments may be reset). A weight dropped and
     # regrown in the same step keeps its value unless reinit_when_same (RigL's flag of that name).
     regrown = grown if reinit_when_same else [g & ~m for g, m in zip(grown, ms)]

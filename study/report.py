@@ -24,7 +24,7 @@ from study.rows import (
 
 def settings_text(config: ml_collections.ConfigDict, distill: bool) -> str:
     """One row's settings in words, RigL's schedule both relative to the run and in steps."""
-    from jax_bert.train import optim
+    from jax_bert.train import sparse_config
 
     c, m = config, config.model
     sp = "dense"
@@ -35,7 +35,7 @@ def settings_text(config: ml_collections.ConfigDict, distill: bool) -> str:
             f"{c.train.global_batch_size} x length {c.train.seq_len}, {c.optim.schedule} lr {c.optim.learning_rate:g}, "
             f"{sp}")
     if c.sparsity.enabled and c.sparsity.rigl.enabled:
-        text += ", " + rigl_text(optim.rigl_schedule(c.sparsity, c.train.steps), c.train.steps)
+        text += ", " + rigl_text(sparse_config.rigl_schedule(c.sparsity, c.train.steps), c.train.steps)
     return text + (", distilled from the teacher" if distill else "") + "."
 
 
@@ -138,7 +138,7 @@ def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, 
 
 
 def write_ablation_report(study, out: Path, state: dict) -> str:
-    from jax_bert.train import optim
+    from jax_bert.train import sparse_config
 
     keys = [k for k in rows_of(study, "ablation") if k != study.teacher]
     sums = summaries(study, out, keys)
@@ -153,7 +153,7 @@ def write_ablation_report(study, out: Path, state: dict) -> str:
              + " |", "|---|---|---|---|---|---|" + "---|" * len(refs)]
     for key in keys:
         config = row_config(study, key, 0, out)
-        schedule = optim.rigl_schedule(config.sparsity, config.train.steps) if config.sparsity.enabled else None
+        schedule = sparse_config.rigl_schedule(config.sparsity, config.train.steps) if config.sparsity.enabled else None
         rigl = (rigl_text(schedule, config.train.steps) if schedule
                 else "static" if config.sparsity.enabled else "dense")
         s = sums[key]

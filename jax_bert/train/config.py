@@ -14,7 +14,7 @@ import ml_collections
 
 from jax_bert.data.documents import BOOKCORPUS, WIKIPEDIA  # noqa: F401 - the configs' corpora, named here
 from jax_bert.model import BertConfig
-from jax_bert.train import optim
+from jax_bert.train import optim, sparse_config
 
 # The BERT body, embeddings and encoder, the parameters jax_bert.model.body counts the reported sparsity
 # over: what the original counted GMP's target over.
@@ -234,9 +234,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                f"in [0, {dist.num_processes})", dist.process_id)
 
     if config.sparsity.enabled:
-        optim.sparsity_spec(config.sparsity)
-        optim.gmp_steps(config.sparsity, t.steps)  # first: it also refuses RigL and GMP together
-        optim.rigl_schedule(config.sparsity, t.steps)
+        sparse_config.sparsity_spec(config.sparsity)
+        sparse_config.gmp_steps(config.sparsity, t.steps)  # first: it also refuses RigL and GMP together
+        sparse_config.rigl_schedule(config.sparsity, t.steps)
         if fields["vocab_size"] and not config.init_from_hf:  # the rules against the model's shapes, now
 
             from jax_bert import model

@@ -15,7 +15,7 @@ import ml_collections
 import sparsity
 from jax_bert import model
 from jax_bert.model import BertConfig
-from jax_bert.train import optim
+from jax_bert.train import sparse_config
 from jax_bert.train.logs import read_jsonl
 
 
@@ -33,8 +33,8 @@ def schedule_check(workdir: str) -> list[dict]:
     if not (config.sparsity.enabled and config.sparsity.gmp.enabled):
         raise ValueError(f"{workdir} is not a gradual-magnitude-pruning run (sparsity.gmp.enabled is off).")
     shapes = model.abstract_params(model_config)
-    schedule = optim.gmp_schedule(config.sparsity, int(config.train.steps), shapes)
-    sparse = set(sparsity.match_rules(shapes, optim.sparsity_spec(config.sparsity).rules))
+    schedule = sparse_config.gmp_schedule(config.sparsity, int(config.train.steps), shapes)
+    sparse = set(sparsity.match_rules(shapes, sparse_config.sparsity_spec(config.sparsity).rules))
     sizes = {p: math.prod(x.shape) for p, x in sparsity.named_leaves(shapes)}
     counted = [p for p in sizes if re.search(config.sparsity.gmp.counted_over, p)]
     n_counted = sum(sizes[p] for p in counted)

@@ -1,5 +1,5 @@
-"""sparsity.sparse: any optax optimizer with masks in its state, static or RigL, checked against the
-wrapped optimizer alone and against rigl_masks on the same numbers."""
+"""sparsity.sparse: any optax optimizer with masks in its state, static, RigL or a mask schedule of the
+test's own, checked against the wrapped optimizer alone and against rigl_masks on the same numbers."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,3 +126,43 @@ def test_masks_are_found_through_wrappers_and_dense_training_has_none():
         sp.sparse(optax.sgd(0.1), masks_fn).update(params, sp.sparse(optax.sgd(0.1), masks_fn).init(params))
     with pytest.raises(ValueError, match="update_freq"):
         sp.sparse(optax.sgd(0.1), masks_fn, rigl=sp.RiglSchedule(update_freq=0, end=10))
+
+
+class PruneNegativeAtTwo:
+    """A mask schedule of this test's own: update 2 switches off every weight the update leaves negative."""
+
+    def __init__(self, bad=False):
+        self.bad = bad
+
+    def check(self):
+        if self.bad:
+            raise ValueError("bad schedule")
+
+    def is_update(self, count):
+        return count == 2
+
+    def update(self, count, weights, masks, grads, inner_state):
+        masks = jax.tree.map(lambda m, w: None if m is None else m & (w >= 0), masks, weights,
+                             is_leaf=lambda x: x is None)
+        return sp.MaskUpdate(masks, masks, inner_state)
+
+
+def test_any_mask_schedule_runs_on_its_steps_on_the_updated_weights():
+    inner = optax.sgd(0.1)
+    with pytest.raises(ValueError, match="bad schedule"):  # checked when the optimizer is built
+        sp.sparse(inner, masks_fn, PruneNegativeAtTwo(bad=True))
+    tx = sp.sparse(inner, masks_fn, PruneNegativeAtTwo())
+    params = toy_params(3)
+    state = tx.init(params)
+    params = sp.apply_masks(params, sp.get_masks(state))
+    for count in (1, 2, 3):
+        g = grads_at(params, count)
+        before = sp.get_masks(state)
+        updates, state = tx.update(g, state, params)
+        updated = sp.apply_masks(optax.apply_updates(params, inner.update(g, inner.init(params), params)[0]), before)
+        params = optax.apply_updates(params, updates)
+        want = PruneNegativeAtTwo().update(count, updated, before, g, None).masks if count == 2 else before
+        for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(sp.get_masks(state))):
+            np.testing.assert_array_equal(a, b)
+        assert sp.masked_nonzero(params, sp.get_masks(state)) == 0
+    assert sum(kept_counts(sp.get_masks(state))) < sum(kept_counts(masks_fn(params)))

@@ -12,7 +12,7 @@ import sparsity
 from helpers import ROOT, losses, run_in_subprocess, tiny_config, tiny_tokenizer
 from jax_bert import model
 from jax_bert.model import BertConfig, body
-from jax_bert.train import checkpoint, gmp_check, optim
+from jax_bert.train import checkpoint, gmp_check, sparse_config
 from jax_bert.train import loop as pretrain
 from jax_bert.train.config import BERT_BODY, load_config_file
 
@@ -123,9 +123,9 @@ def test_the_bert_base_gmp_configs_end_at_80_percent_of_the_body():
         config = load_config_file(f"{ROOT}/configs/{name}.py").get_config()
         fields = {**config.model.to_dict(), "vocab_size": BERT_BASE_CASED_VOCAB}
         shapes = model.abstract_params(BertConfig(**fields))
-        schedule = optim.gmp_schedule(config.sparsity, config.train.steps, shapes)
+        schedule = sparse_config.gmp_schedule(config.sparsity, config.train.steps, shapes)
         n_body = sum(math.prod(x.shape) for p, x in sparsity.named_leaves(shapes) if body._is_body(p))
-        alloc = sparsity.allocate(shapes, optim.sparsity_spec(config.sparsity))
+        alloc = sparsity.allocate(shapes, sparse_config.sparsity_spec(config.sparsity))
         n_sparse = sum(a.size for a in alloc.values())
         assert schedule.final_kept + n_body - n_sparse == math.floor(0.2 * n_body + 0.5), name
         assert config.sparsity.include == (r"^bert/encoder/.*/kernel$", r"^bert/embeddings/word_embeddings/embedding$")
@@ -145,7 +145,8 @@ def test_the_tiny_gmp_configs_are_valid(use):
 
     config = load_config_file(f"{ROOT}/configs/tiny_gmp.py").get_config(use)
     validate(config)
-    assert optim.gmp_steps(config.sparsity, config.train.steps) == ((40, 300) if use == "onecycle" else (20, 140))
+    want = (40, 300) if use == "onecycle" else (20, 140)
+    assert sparse_config.gmp_steps(config.sparsity, config.train.steps) == want
     with pytest.raises(ValueError, match="unknown GMP use"):
         load_config_file(f"{ROOT}/configs/tiny_gmp.py").get_config("later")
 

@@ -14,7 +14,7 @@ import pytest
 import sparsity
 from helpers import ROOT, losses, shared_tokenizer, subprocess_env, tiny_config
 from jax_bert.train import loop as pretrain
-from jax_bert.train import lr_range, optim
+from jax_bert.train import lr_range, sparse_config
 
 
 def read_csv(path):
@@ -69,7 +69,7 @@ def test_a_sparse_distilled_config_keeps_its_masks_and_distils(cache_dir, tmp_pa
     result = lr_range.run(config, str(tmp_path / "test"), steps=5, min_lr=1e-3, max_lr=1e-1)
     state = result["state"]
     masks = sparsity.get_masks(state["opt_state"])
-    initial = sparsity.init_masks(jax.random.key(0), state["params"], optim.sparsity_spec(config.sparsity))
+    initial = sparsity.init_masks(jax.random.key(0), state["params"], sparse_config.sparsity_spec(config.sparsity))
     for a, b in zip(jax.tree.leaves(masks), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert sparsity.masked_nonzero(state["params"], masks) == 0

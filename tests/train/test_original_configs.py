@@ -10,7 +10,7 @@ import sparsity
 from helpers import ROOT
 from jax_bert import model
 from jax_bert.model import BertConfig
-from jax_bert.train import optim
+from jax_bert.train import sparse_config
 from jax_bert.train.config import load_config_file
 
 BERT_BASE_CASED_VOCAB = 28996
@@ -26,7 +26,7 @@ def config_and_shapes(name: str, layout: str):
 @pytest.mark.parametrize("name", ["sparse80_kd_onecycle", "rigl80"])
 def test_the_original_layout_keeps_154_of_768_and_614_of_3072(name):
     config, shapes = config_and_shapes(name, "original")
-    alloc = sparsity.allocate(shapes, optim.sparsity_spec(config.sparsity))
+    alloc = sparsity.allocate(shapes, sparse_config.sparsity_spec(config.sparsity))
     kernels = {p: a for p, a in alloc.items() if p.endswith("kernel")}
     assert len(kernels) == 6  # query, key, value, attention output, intermediate, output (scanned: 12 layers each)
     for path, a in kernels.items():
@@ -48,7 +48,7 @@ def test_the_original_layout_keeps_154_of_768_and_614_of_3072(name):
 
 def test_the_overall80_variant_is_exactly_80_percent_of_all_parameters():
     config, shapes = config_and_shapes("rigl80", "overall80")
-    alloc = sparsity.allocate(shapes, optim.sparsity_spec(config.sparsity))
+    alloc = sparsity.allocate(shapes, sparse_config.sparsity_spec(config.sparsity))
     total = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
     kept = sum(a.n_keep for a in alloc.values()) + total - sum(a.size for a in alloc.values())
     assert kept == math.floor(0.2 * total + 0.5)
@@ -59,7 +59,7 @@ def test_the_overall80_variant_is_exactly_80_percent_of_all_parameters():
 
 def test_the_rigl_config_is_the_originals_schedule():
     config, _ = config_and_shapes("rigl80", "original")
-    schedule = optim.rigl_schedule(config.sparsity, config.train.steps)
+    schedule = sparse_config.rigl_schedule(config.sparsity, config.train.steps)
     assert (schedule.update_freq, schedule.start, schedule.end) == (100, 100, 100_000)
     assert (schedule.drop_fraction, schedule.mode, schedule.reinit_when_same) == (0.3, "global", True)
 
@@ -68,12 +68,12 @@ def test_rigl_schedule_relative_to_the_run():
     config, _ = config_and_shapes("rigl80", "original")
     r = config.sparsity.rigl
     r.num_updates = 1000  # the original's proportion, at any length
-    assert optim.rigl_schedule(config.sparsity, 100_000)[:3] == (100, 100, 100_000)
-    assert optim.rigl_schedule(config.sparsity, 15_000)[:3] == (15, 15, 15_000)
+    assert sparse_config.rigl_schedule(config.sparsity, 100_000)[:3] == (100, 100, 100_000)
+    assert sparse_config.rigl_schedule(config.sparsity, 15_000)[:3] == (15, 15, 15_000)
     r.end_fraction = 0.75
-    assert optim.rigl_schedule(config.sparsity, 100_000)[:3] == (75, 75, 75_000)
+    assert sparse_config.rigl_schedule(config.sparsity, 100_000)[:3] == (75, 75, 75_000)
     with pytest.raises(ValueError, match="num_updates 1000 is more than the 150 steps"):
-        optim.rigl_schedule(config.sparsity, 200)
+        sparse_config.rigl_schedule(config.sparsity, 200)
     r.num_updates = -1
     with pytest.raises(ValueError, match="num_updates must be >= 0"):
-        optim.rigl_schedule(config.sparsity, 1_000)
+        sparse_config.rigl_schedule(config.sparsity, 1_000)

@@ -9,8 +9,9 @@ import pytest
 import jax_bert
 import sparsity
 from helpers import losses, run_in_subprocess, tiny_config
-from jax_bert.train import checkpoint, optim
+from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
+from jax_bert.train.sparse_config import sparsity_spec
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _initial_masks(config, workdir):
     tok = data.get_tokenizer(os.path.join(workdir, "tokenizer"))
     mc = BertConfig(**{**config.model.to_dict(), "vocab_size": len(tok)})
     params = model.abstract_params(mc)
-    spec = optim.sparsity_spec(config.sparsity)
+    spec = sparsity_spec(config.sparsity)
     return sparsity.init_masks(jax.random.key(config.sparsity.seed), params, spec)
 
 

@@ -9,7 +9,7 @@ import pytest
 import sparsity
 from jax_bert import model
 from jax_bert.model import BertConfig
-from jax_bert.train import losses, optim, sharding
+from jax_bert.train import losses, optim, sharding, sparse_config
 from jax_bert.train import step as train_step
 from jax_bert.train.config import base_config
 from jax_bert.train.teachers import Teacher
@@ -97,7 +97,7 @@ def test_static_sparse_step_keeps_masks_zeros_and_counts():
     program, _ = build(config)
     state = program.init_state()
     masks = jax.device_get(sparsity.get_masks(state["opt_state"]))
-    alloc = sparsity.allocate(program.abstract_state["params"], optim.sparsity_spec(config.sparsity))
+    alloc = sparsity.allocate(program.abstract_state["params"], sparse_config.sparsity_spec(config.sparsity))
     assert sparsity.masked_nonzero(state["params"], masks) == 0  # sparse from the start
     for i in range(3):
         state, metrics = program.train_step(state, batch(seed=i), [])
