@@ -35,18 +35,13 @@ class SparseState(NamedTuple):
     count: jax.Array  # int32: updates applied so far
 
 
-def sparse(inner: optax.GradientTransformation, masks_fn: Callable[[Any], Any], schedule: MaskSchedule | None = None,
-           *, rigl: MaskSchedule | None = None, gmp: MaskSchedule | None = None) -> optax.GradientTransformation:
+def sparse(inner: optax.GradientTransformation, masks_fn: Callable[[Any], Any],
+           schedule: MaskSchedule | None = None) -> optax.GradientTransformation:
     """`inner` with masks: static, or changed on the steps of `schedule` (RiglSchedule, GmpSchedule).
 
     masks_fn(params) -> the initial mask tree (e.g. `init_masks(key, params, spec)`, or for GMP
-    `full_masks(params, rules)`); it is called once, by `init`. `rigl=` and `gmp=` are the keywords
-    this function had before it took any schedule; each is the same as passing that schedule.
+    `full_masks(params, rules)`); it is called once, by `init`.
     """
-    given = [s for s in (schedule, rigl, gmp) if s is not None]
-    if len(given) > 1:
-        raise ValueError("sparsity.sparse takes RigL or gradual magnitude pruning, not both.")
-    schedule = given[0] if given else None
     if schedule is not None:
         schedule.check()
 

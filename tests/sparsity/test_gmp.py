@@ -120,7 +120,7 @@ def test_full_masks_are_all_true_where_the_rules_select():
 def test_the_transform_prunes_on_schedule_and_pruned_weights_stay_zero(quantize):
     schedule = sp.GmpSchedule(start=2, end=10, period=2, final_kept=40)
     inner = optax.adam(1e-2)
-    tx = sp.sparse(inner, lambda p: sp.full_masks(p, RULES), gmp=schedule)
+    tx = sp.sparse(inner, lambda p: sp.full_masks(p, RULES), schedule)
     params = toy_params(1, quantize)
     state = tx.init(params)
     n_sparse = kept(sp.get_masks(state))
@@ -156,14 +156,12 @@ def test_the_transform_prunes_on_schedule_and_pruned_weights_stay_zero(quantize)
 def test_bad_gmp_settings_raise_clear_errors():
     inner, masks_fn = optax.sgd(0.1), lambda p: sp.full_masks(p, RULES)
     with pytest.raises(ValueError, match="period must be >= 1"):
-        sp.sparse(inner, masks_fn, gmp=sp.GmpSchedule(start=2, end=10, period=0, final_kept=4))
+        sp.sparse(inner, masks_fn, sp.GmpSchedule(start=2, end=10, period=0, final_kept=4))
     with pytest.raises(ValueError, match="start must be >= 1"):
-        sp.sparse(inner, masks_fn, gmp=sp.GmpSchedule(start=0, end=10, period=2, final_kept=4))
+        sp.sparse(inner, masks_fn, sp.GmpSchedule(start=0, end=10, period=2, final_kept=4))
     with pytest.raises(ValueError, match="positive multiple of the period"):
-        sp.sparse(inner, masks_fn, gmp=sp.GmpSchedule(start=2, end=9, period=2, final_kept=4))
-    with pytest.raises(ValueError, match="RigL or gradual magnitude pruning, not both"):
-        sp.sparse(inner, masks_fn, rigl=sp.RiglSchedule(end=10), gmp=sp.GmpSchedule(2, 10, 2, 4))
-    tx = sp.sparse(inner, masks_fn, gmp=sp.GmpSchedule(start=2, end=10, period=2, final_kept=10_000))
+        sp.sparse(inner, masks_fn, sp.GmpSchedule(start=2, end=9, period=2, final_kept=4))
+    tx = sp.sparse(inner, masks_fn, sp.GmpSchedule(start=2, end=10, period=2, final_kept=10_000))
     params = toy_params()
     with pytest.raises(ValueError, match="final_kept <= initial_kept <= 480"):
         tx.update(params, tx.init(params), params)

@@ -59,7 +59,7 @@ def test_static_masks_zero_the_off_weights_and_follow_the_inner_optimizer(inner)
 def test_rigl_updates_on_its_schedule_with_rigl_masks_numbers():
     schedule = sp.RiglSchedule(update_freq=2, start=2, end=10, drop_fraction=0.3, mode="global")
     inner = optax.adam(1e-2)
-    tx = sp.sparse(inner, masks_fn, rigl=schedule)
+    tx = sp.sparse(inner, masks_fn, schedule)
     params = toy_params(1)
     state = tx.init(params)
     params = sp.apply_masks(params, sp.get_masks(state))
@@ -96,7 +96,7 @@ def test_rigl_updates_on_its_schedule_with_rigl_masks_numbers():
 def test_rigl_resets_the_regrown_moments_of_the_inner_adam():
     schedule = sp.RiglSchedule(update_freq=1, start=1, end=10, drop_fraction=0.5, mode="per_tensor",
                                reset_moments=True)
-    tx = sp.sparse(optax.adam(1e-2), masks_fn, rigl=schedule)
+    tx = sp.sparse(optax.adam(1e-2), masks_fn, schedule)
     params = toy_params(2)
     state = tx.init(params)
     params = sp.apply_masks(params, sp.get_masks(state))
@@ -125,7 +125,7 @@ def test_masks_are_found_through_wrappers_and_dense_training_has_none():
     with pytest.raises(ValueError, match="needs the params"):
         sp.sparse(optax.sgd(0.1), masks_fn).update(params, sp.sparse(optax.sgd(0.1), masks_fn).init(params))
     with pytest.raises(ValueError, match="update_freq"):
-        sp.sparse(optax.sgd(0.1), masks_fn, rigl=sp.RiglSchedule(update_freq=0, end=10))
+        sp.sparse(optax.sgd(0.1), masks_fn, sp.RiglSchedule(update_freq=0, end=10))
 
 
 class PruneNegativeAtTwo:
