@@ -14,20 +14,23 @@ from __future__ import annotations
 import collections
 import heapq
 import json
+import logging
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from jax_bert import files
 from jax_bert.data.documents import _hash
 
+log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 when trained here
 
 
 def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None,
                   documents: Iterable[str] | Callable[[], Iterable[str]] | None = None,
-                  vocab_size: int = 30522, lowercase: bool = False):
+                  vocab_size: int = 30522, lowercase: bool = False, cache_dir: str | None = None,
+                  corpus_key: Any = None):
     """A `transformers.PreTrainedTokenizerFast`.
 
     With `name_or_path` (a hub name such as 'bert-base-cased' or a local directory): that
@@ -36,7 +39,9 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     special tokens [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, saved in
     `workdir/tokenizer/`, and loaded from there on later runs. `documents` may be a
     zero-argument callable; it is only called when a vocab has to be trained. Cased by
-    default, like bert-base-cased.
+    default, like bert-base-cased. With `cache_dir` and `corpus_key` (what the documents depend on,
+    e.g. data_fingerprint(spec)) the trained vocab is also kept in cache_dir, so a new work directory
+    on the same corpus copies it instead of training again (the same bytes: training is deterministic).
     """
     import transformers
 
@@ -67,8 +72,14 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     if not os.path.exists(settings_file):
         if documents is None:
             raise ValueError(f"no tokenizer in {path} and no documents to train one on")
-        docs = documents() if callable(documents) else documents
-        _train_wordpiece(docs, path, settings)
+        shared = None
+        if cache_dir is not None and corpus_key is not None:
+            shared = os.path.join(cache_dir, "tokenizer-" + _hash({"corpus": corpus_key, "settings": settings}))
+        if shared is None or not _copy_if_intact(shared, path):
+            docs = documents() if callable(documents) else documents
+            _train_wordpiece(docs, shared or path, settings)
+            if shared is not None and not _copy_if_intact(shared, path):
+                raise OSError(f"the tokenizer just trained in {shared} could not be copied to {path}")
     damaged = ("delete that folder and rerun: the vocabulary is trained again from the corpus, the same one "
                "(training is deterministic)")
     try:
@@ -86,6 +97,36 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     # BertTokenizer rather than AutoTokenizer: the latter resolves a model config, which
     # imports torch (seconds) for nothing.
     return transformers.BertTokenizer.from_pretrained(path)
+
+
+def _copy_if_intact(source: str, path: str) -> bool:
+    """Copies a trained tokenizer folder to `path` (atomically) when its tokenizer.json is the one its
+    settings name; False when there is none or it is damaged (it is then trained again)."""
+    try:
+        with open(os.path.join(source, "training_settings.json")) as f:
+            expected = json.load(f).get("vocab_sha256")
+        intact = expected is not None and _file_sha256(os.path.join(source, "tokenizer.json")) == expected
+    except (OSError, ValueError):
+        intact = False
+    if not intact:
+        if os.path.exists(source):
+            log.warning("the tokenizer cached in %s is damaged; training it again", source)
+            aside = tempfile.mkdtemp(prefix=".damaged-", dir=os.path.dirname(os.path.abspath(source)))
+            os.replace(source, os.path.join(aside, "tokenizer"))  # out of the way at once, then removed
+            shutil.rmtree(aside, ignore_errors=True)
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tokenizer-", dir=parent)
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        files.follow_umask_tree(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(os.path.join(path, "training_settings.json")):  # nobody else got there first
+            raise
+    return True
 
 
 def _file_sha256(path: str) -> str:

