@@ -112,17 +112,20 @@ def run(job: Callable[[], object]):
 
 
 def parse_flags(argv: Sequence[str], *, default_file: str | None, defaults: Callable[[], ml_collections.ConfigDict],
-                keys_file: str, validate: Callable[[ml_collections.ConfigDict], None]) -> list[str]:
+                keys_file: str, validate: Callable[[ml_collections.ConfigDict], None],
+                flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
     """An absl `flags_parser`: defines --config (config_flags reads its overrides from argv as it is
     defined), parses every flag and validates the config; any error is one line and exit status 2.
 
     `defaults()` is the config with every key (to name the known keys of an unknown one), `keys_file`
-    where they are listed. With `default_file` None, --config is required."""
+    where they are listed. With `default_file` None, --config is required. `flag_values`: where the
+    flags live (absl's global FLAGS; the tests parse into a FlagValues of their own)."""
     argv = list(argv)
     try:
         config = config_flags.DEFINE_config_file("config", default_file, "A Python config file with "
-                                                 "get_config().", lock_config=True, sys_argv=argv)
-        rest = flags.FLAGS(argv)
+                                                 "get_config().", lock_config=True, sys_argv=argv,
+                                                 flag_values=flag_values)
+        rest = flag_values(argv)
         if config.value is None:
             raise flags.Error("--config is required: give a config file, e.g. --config configs/tiny.py")
         validate(config.value)  # also raises a config file's load error, which waits till now

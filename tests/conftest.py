@@ -25,3 +25,24 @@ import pytest  # noqa: E402
 def cache_dir(tmp_path_factory):
     """One tokenised-corpus cache (and shared tokenizer) for every pretraining test."""
     return str(tmp_path_factory.mktemp("pretrain_cache"))
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, cache_dir):
+    """(workdir, result) of the uninterrupted 8-step tiny run (checkpoints at 4 and 8, the Hugging Face
+    export in hf/), trained once per test run: the reference of the resume, mesh, multi-process and fault
+    tests, and the teacher of the distillation tests. Tests copy it before changing anything."""
+    from helpers import tiny_config
+    from jax_bert.train import loop
+
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    return workdir, loop.run(tiny_config(cache_dir, export_hf=True), workdir)
+
+
+@pytest.fixture(scope="session")
+def eight_devices(tmp_path_factory, cache_dir):
+    """Everything that needs JAX on 8 CPU devices, computed in one child process (tests/eight_devices.py):
+    {"mesh_runs": {name: workdir}, "sharding_costs": {recipe: {mesh: row}}}."""
+    import eight_devices as child
+
+    return child.run_child(str(tmp_path_factory.mktemp("eight_devices")), cache_dir)

@@ -35,6 +35,17 @@ def tiny_config(cache_dir: str, **train_overrides):
     return c
 
 
+def with_overrides(config, overrides: dict):
+    """`config` with {"a.b": value} changes applied (in place; returned for chaining)."""
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
 def tiny_tokenizer(cache_dir: str):
     """The vocabulary that every tiny_config run trains for itself, trained here once more: the training
     is deterministic, so it is the same, token for token. Its directory is tiny_tokenizer_dir(cache_dir)."""
@@ -73,16 +84,6 @@ def subprocess_env(devices: int = 1) -> dict:
     return env
 
 
-def run_in_subprocess(workdir: str, cache_dir: str, overrides: dict, devices: int = 1):
-    """Pretrains tiny_config(cache_dir) + overrides ("a.b": value) in a child process."""
-    import subprocess
-
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), workdir, cache_dir, json.dumps(overrides)],
-                         env=subprocess_env(devices), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
-
-
 def losses(workdir: str) -> dict[int, float]:
     """step -> training loss, from metrics.jsonl."""
     from jax_bert.train.logs import read_jsonl
@@ -100,13 +101,7 @@ def run_in_subprocess_main():
     jax.config.update("jax_compilation_cache_dir", os.path.join(ROOT, ".jax_cache"))
     from jax_bert.train import loop as pretrain
 
-    config = tiny_config(cache_dir)
-    for dotted, value in overrides.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
+    config = with_overrides(tiny_config(cache_dir), overrides)
     from jax_bert import cli
 
     result = cli.run(lambda: pretrain.run(config, workdir))  # expected errors: one line, exit status 1

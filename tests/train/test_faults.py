@@ -26,12 +26,10 @@ HELPER = os.path.join(ROOT, "tests", "helpers.py")
 PRETRAIN = os.path.join(ROOT, "scripts", "pretrain.py")
 
 
-@pytest.fixture(scope="module")
-def straight(tmp_path_factory, cache_dir):
-    """An uninterrupted 8-step run (checkpoints at 4 and 8): the reference."""
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    pretrain.run(tiny_config(cache_dir), workdir)
-    return workdir
+@pytest.fixture
+def straight(reference_run):
+    """The session's uninterrupted 8-step run (checkpoints at 4 and 8): the reference."""
+    return reference_run[0]
 
 
 def _checkpoints(workdir):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import sparsity
-from helpers import ROOT, losses, run_in_subprocess, tiny_config, tiny_tokenizer
+from eight_devices import one_device_overrides
+from helpers import ROOT, losses, tiny_config, tiny_tokenizer, with_overrides
 from jax_bert import model
 from jax_bert.model import BertConfig, body
 from jax_bert.train import checkpoint, gmp_check, sparse_config
@@ -99,19 +100,17 @@ def test_gmp_follows_the_cubic_schedule_at_every_step(cache_dir, tmp_path, count
 
 
 @pytest.mark.slow
-def test_gmp_on_eight_devices_prunes_what_one_device_prunes(cache_dir, tmp_path):
+def test_gmp_on_eight_devices_prunes_what_one_device_prunes(cache_dir, tmp_path, eight_devices):
     """The global magnitude prune works on each device's shards (2 x 2 x 2 mesh: batch, fsdp and tensor
     sharding; only counts cross devices) and picks exactly the weights one device picks."""
     config = gmp_config(cache_dir, steps=8)
+    assert with_overrides(tiny_config(cache_dir), one_device_overrides("gmp_2x2x2")).to_dict() == config.to_dict()
     pretrain.run(config, str(tmp_path / "one"))
-    overrides = {"sparsity.enabled": True, "sparsity.gmp.enabled": True, "train.steps": 8,
-                 "mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2}
-    overrides.update({f"sparsity.gmp.{k}": v for k, v in GMP.items()})
-    run_in_subprocess(str(tmp_path / "eight"), cache_dir, overrides, devices=8)
-    one, eight = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
+    eight_dir = eight_devices["mesh_runs"]["gmp_2x2x2"]
+    one, eight = losses(str(tmp_path / "one")), losses(eight_dir)
     np.testing.assert_allclose([eight[s] for s in range(1, 9)], [one[s] for s in range(1, 9)], rtol=1e-5)
     p1, m1 = checkpoint_at(str(tmp_path / "one"), 8)
-    p8, m8 = checkpoint_at(str(tmp_path / "eight"), 8)
+    p8, m8 = checkpoint_at(eight_dir, 8)
     for (p, a), (_, b) in zip(sparsity.named_leaves(m1), sparsity.named_leaves(m8)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=p)
     for (p, a), (_, b) in zip(sparsity.named_leaves(p1), sparsity.named_leaves(p8)):

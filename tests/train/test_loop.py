@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT, losses, run_in_subprocess, sigterm_after_step, subprocess_env, tiny_config, tiny_tokenizer
+from eight_devices import one_device_overrides
+from helpers import ROOT, losses, sigterm_after_step, subprocess_env, tiny_config, tiny_tokenizer
 from jax_bert import data
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
@@ -16,15 +17,8 @@ from jax_bert.train import loop as pretrain
 HELPER = os.path.join(ROOT, "tests", "helpers.py")
 
 
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, cache_dir):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    result = pretrain.run(tiny_config(cache_dir), workdir)
-    return workdir, result
-
-
-def test_loss_falls_and_eval_scores_every_block(straight_run, cache_dir):
-    workdir, result = straight_run
+def test_loss_falls_and_eval_scores_every_block(reference_run, cache_dir):
+    workdir, result = reference_run
     trace = losses(workdir)
     assert sorted(trace) == list(range(1, 9))
     assert trace[8] < trace[1] - 0.05, trace
@@ -38,8 +32,8 @@ def test_loss_falls_and_eval_scores_every_block(straight_run, cache_dir):
     assert saved["eval_loss"] == result["eval_loss"]
 
 
-def test_sigterm_then_resume_is_bitwise_identical(straight_run, cache_dir, tmp_path, monkeypatch):
-    straight_dir, _ = straight_run
+def test_sigterm_then_resume_is_bitwise_identical(reference_run, cache_dir, tmp_path, monkeypatch):
+    straight_dir, _ = reference_run
     workdir = str(tmp_path / "resumed")
     with monkeypatch.context() as m:
         sigterm_after_step(m, 4)
@@ -63,12 +57,10 @@ def _leaves(tree):
 
 
 @pytest.mark.slow
-def test_eight_device_mesh_matches_one_device(straight_run, cache_dir, tmp_path):
-    straight_dir, _ = straight_run
-    workdir = str(tmp_path / "mesh")
-    run_in_subprocess(workdir, cache_dir, {"mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2, "train.steps": 8},
-                    devices=8)
-    one, eight = losses(straight_dir), losses(workdir)
+def test_eight_device_mesh_matches_one_device(reference_run, eight_devices):
+    straight_dir, _ = reference_run
+    assert one_device_overrides("dense_2x2x2") == {"train.steps": 8}  # the reference run on 2 x 2 x 2
+    one, eight = losses(straight_dir), losses(eight_devices["mesh_runs"]["dense_2x2x2"])
     np.testing.assert_allclose([eight[s] for s in range(1, 9)], [one[s] for s in range(1, 9)], rtol=1e-5)
 
 
@@ -90,8 +82,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process(straight_run, cache_dir, tmp_path):
-    straight_dir, _ = straight_run
+def test_two_processes_match_one_process(reference_run, cache_dir, tmp_path):
+    straight_dir, _ = reference_run
     workdir = str(tmp_path / "two_procs")
     port = _free_port()
     procs = []
@@ -172,8 +164,8 @@ def test_unknown_config_key_is_refused_by_the_script(tmp_path):
     assert "stepz" in out.stderr
 
 
-def test_bf16_remat_scan_switches_train_like_float32(straight_run, cache_dir, tmp_path):
-    straight_dir, _ = straight_run
+def test_bf16_remat_scan_switches_train_like_float32(reference_run, cache_dir, tmp_path):
+    straight_dir, _ = reference_run
     config = tiny_config(cache_dir, steps=3)
     config.model.update(dtype="bfloat16", remat=True, scan_layers=True)
     result = pretrain.run(config, str(tmp_path / "bf16"))

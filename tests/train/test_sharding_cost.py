@@ -1,7 +1,7 @@
 """What each mesh axis costs: the train step compiled for 8 fake CPU devices (nothing runs), XLA's
 per-device temporaries and FLOPs compared between data parallelism, fsdp and tensor parallelism.
 
-One child process compiles every configuration (JAX must start with 8 devices), at the same rows per
+The session's 8-device child process (tests/eight_devices.py) compiles every configuration, at the same rows per
 batch shard, for a 2-layer model with scanned layers (hidden 128, 4 heads, feed-forward 512, vocabulary
 1000, length 32, 4 rows per shard) and two recipes: dense, and rigl80_kd, which is static 80% masks,
 RigL under lax.cond and distillation from a same-size teacher in one program.
@@ -25,14 +25,13 @@ The bounds, and why they hold for a step that shards activations over the batch:
 import pytest
 
 from eight_devices import SHARDING_RECIPES as RECIPES
-from eight_devices import run_child
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def costs():
-    return run_child("sharding_costs")
+def costs(eight_devices):
+    return eight_devices["sharding_costs"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -8,17 +8,29 @@ import pytest
 
 import jax_bert
 import sparsity
-from helpers import losses, run_in_subprocess, tiny_config
+from eight_devices import one_device_overrides
+from helpers import losses, tiny_config, with_overrides
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
 from jax_bert.train.sparse_config import sparsity_spec
 
 
+@pytest.fixture
+def teacher(reference_run):
+    """The session's 8-step reference run, with its Hugging Face export: a teacher of the student's size."""
+    return reference_run[0]
+
+
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory, cache_dir):
-    workdir = str(tmp_path_factory.mktemp("teacher"))
-    pretrain.run(tiny_config(cache_dir, steps=6, export_hf=True), workdir)
-    return workdir
+def rigl_runs(tmp_path_factory, cache_dir):
+    """mode -> work directory of the 6-step RigL run on one device: the one-device twins of the 8-device
+    runs (eight_devices.MESH_RUNS), checked on their own too."""
+    root = tmp_path_factory.mktemp("rigl")
+    runs = {}
+    for mode, name in (("global", "rigl_global_2x2x2"), ("per_tensor", "rigl_per_tensor_fsdp8")):
+        runs[mode] = str(root / mode)
+        pretrain.run(with_overrides(tiny_config(cache_dir), one_device_overrides(name)), runs[mode])
+    return runs
 
 
 def sparse_config(cache_dir, *, rigl=False, mode="global", teacher=None, **train):
@@ -52,10 +64,15 @@ def _initial_masks(config, workdir):
 
 
 @pytest.mark.parametrize("rigl,mode", [(False, None), (True, "global"), (True, "per_tensor")])
-def test_masked_weights_stay_zero_and_density_is_exact(cache_dir, tmp_path, rigl, mode):
+def test_masked_weights_stay_zero_and_density_is_exact(cache_dir, tmp_path, rigl_runs, rigl, mode):
     config = sparse_config(cache_dir, rigl=rigl, mode=mode or "global", steps=6, checkpoint_every=6)
-    workdir = str(tmp_path / "run")
-    pretrain.run(config, workdir)
+    if rigl:  # the module's RigL run of this mode is this config's
+        workdir = rigl_runs[mode]
+        name = {"global": "rigl_global_2x2x2", "per_tensor": "rigl_per_tensor_fsdp8"}[mode]
+        assert with_overrides(tiny_config(cache_dir), one_device_overrides(name)).to_dict() == config.to_dict()
+    else:
+        workdir = str(tmp_path / "run")
+        pretrain.run(config, workdir)
     params, masks, step = _final_state(workdir)
     assert step == 6
     initial = _initial_masks(config, workdir)
@@ -114,20 +131,15 @@ def test_distillation_from_a_teacher_work_directory(cache_dir, teacher, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode,mesh", [("global", (2, 2, 2)), ("per_tensor", (1, 8, 1))])
-def test_sparse_rigl_on_eight_devices_matches_one(cache_dir, tmp_path, mode, mesh):
+@pytest.mark.parametrize("mode,name", [("global", "rigl_global_2x2x2"), ("per_tensor", "rigl_per_tensor_fsdp8")])
+def test_sparse_rigl_on_eight_devices_matches_one(rigl_runs, eight_devices, mode, name):
     """RigL's selection works on each device's shards (only counts cross devices) and picks exactly
-    the weights one device picks."""
-    config = sparse_config(cache_dir, rigl=True, mode=mode, steps=6)
-    pretrain.run(config, str(tmp_path / "one"))
-    overrides = {"sparsity.enabled": True, "sparsity.overall": 0.6, "sparsity.rigl.enabled": True,
-                 "sparsity.rigl.update_freq": 2, "sparsity.rigl.start": 2, "sparsity.rigl.mode": mode,
-                 "train.steps": 6, "mesh.data": mesh[0], "mesh.fsdp": mesh[1], "mesh.tensor": mesh[2]}
-    run_in_subprocess(str(tmp_path / "eight"), cache_dir, overrides, devices=8)
-    one, eight = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
+    the weights one device picks: global RigL on 2 x 2 x 2, per-tensor RigL on fsdp 8."""
+    one_dir, eight_dir = rigl_runs[mode], eight_devices["mesh_runs"][name]
+    one, eight = losses(one_dir), losses(eight_dir)
     np.testing.assert_allclose([eight[s] for s in range(1, 7)], [one[s] for s in range(1, 7)], rtol=1e-5)
-    p1, m1, _ = _final_state(str(tmp_path / "one"))
-    p8, m8, _ = _final_state(str(tmp_path / "eight"))
+    p1, m1, _ = _final_state(one_dir)
+    p8, m8, _ = _final_state(eight_dir)
     for (p, a), (_, b) in zip(sparsity.named_leaves(m1), sparsity.named_leaves(m8)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=p)
     for (p, a), (_, b) in zip(sparsity.named_leaves(p1), sparsity.named_leaves(p8)):
