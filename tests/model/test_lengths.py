@@ -35,8 +35,12 @@ def test_eval_logits_do_not_depend_on_padding(params):
     np.testing.assert_allclose(short, full, rtol=1e-5, atol=1e-5)
 
 
+# Jitted: op by op, every model call compiles hundreds of small programs (the arithmetic is the same).
+apply = jax.jit(model.apply, static_argnums=0, static_argnames="head")
+
+
 def train_logits(config, params, width, rng=jax.random.key(5)):
-    return model.apply(config, params, *batch(width), head="classifier", dropout_rng=rng)
+    return apply(config, params, *batch(width), head="classifier", dropout_rng=rng)
 
 
 def test_training_with_a_dropout_layout_does_not_depend_on_padding(params):
@@ -89,15 +93,16 @@ def test_packed_tokens_compute_what_the_padded_batch_computes(params, scan_layer
 
     def logits(params, rng, packed_tokens):
         if packed_tokens:
-            return model.apply(cfg, params, ids, None, types, head="classifier", dropout_rng=rng, packing=packing)
-        return model.apply(cfg, params, *batch(FULL), head="classifier", dropout_rng=rng)
+            return apply(cfg, params, ids, None, types, head="classifier", dropout_rng=rng, packing=packing)
+        return apply(cfg, params, *batch(FULL), head="classifier", dropout_rng=rng)
 
     for rng in (None, jax.random.key(9)):
         np.testing.assert_allclose(logits(p, rng, True), logits(p, rng, False), rtol=1e-5, atol=1e-5)
-    grads = [jax.grad(lambda q: logits(q, jax.random.key(9), packed_tokens).sum())(p) for packed_tokens in (1, 0)]
+    grads = [jax.jit(jax.grad(lambda q: logits(q, jax.random.key(9), packed_tokens).sum()))(p)
+             for packed_tokens in (1, 0)]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *grads)
     with pytest.raises(ValueError, match="classifier head only"):
-        model.apply(cfg, p, ids, None, types, head="none", packing=packing)
+        apply(cfg, p, ids, None, types, head="none", packing=packing)
 
 
 def test_pack_indices():

@@ -51,6 +51,12 @@ def build(config, teachers=(), distill=None):
     return program, tx
 
 
+# The references run jitted: op by op, a BERT's gradient compiles hundreds of small programs (tens of
+# seconds); jitted, one. Either way it is the model's, the losses' and the optimizer's own arithmetic.
+apply = jax.jit(model.apply, static_argnums=0)
+
+
+@jax.jit
 def mean_mlm_loss(params, b):
     """The reference objective: MLM cross-entropy over every real masked slot of the whole batch."""
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in b.items()}
@@ -67,12 +73,12 @@ def test_dense_step_is_loss_gradient_and_the_optimizer_update():
     b = batch()
     state, metrics = program.train_step(state, b, [])
     assert set(metrics) == METRICS
-    loss, grads = jax.value_and_grad(mean_mlm_loss)(params0, b)
+    loss, grads = jax.jit(jax.value_and_grad(mean_mlm_loss))(params0, b)
     np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-6)
     np.testing.assert_allclose(metrics["mlm_loss"], loss, rtol=1e-6)
     assert metrics["masked_tokens"] == b["masked_weights"].sum()
     np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-5)
-    updates, _ = tx.update(grads, tx.init(params0), params0)
+    updates, _ = jax.jit(tx.update)(grads, jax.jit(tx.init)(params0), params0)
     want = optax.apply_updates(params0, updates)
     for (path, x), (_, y) in zip(sparsity.named_leaves(state["params"]), sparsity.named_leaves(want)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, err_msg=path)
@@ -141,8 +147,8 @@ def test_distillation_step_is_the_kd_loss_against_the_teacher(factor):
     state, metrics = program.train_step(state, {k: v[None] for k, v in b.items()}, [t_params])
     assert set(metrics) == METRICS
     inputs = (b["input_ids"], b["attention_mask"], b["token_type_ids"])
-    student = model.apply(CFG, params0, *inputs, masked_positions=b["masked_positions"])
-    teacher_logits = model.apply(t_cfg, t_params, *inputs, masked_positions=b["masked_positions"])
+    student = apply(CFG, params0, *inputs, masked_positions=b["masked_positions"])
+    teacher_logits = apply(t_cfg, t_params, *inputs, masked_positions=b["masked_positions"])
     want = losses.distillation_loss(student, teacher_logits, b["masked_labels"], b["masked_weights"],
                                     factor=factor, temperature=2.0)
     np.testing.assert_allclose(metrics["loss"], want["loss_sum"] / want["weight_sum"], rtol=1e-5)
