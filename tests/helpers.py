@@ -84,6 +84,16 @@ def subprocess_env(devices: int = 1) -> dict:
     return env
 
 
+def one_error_line(stderr: str) -> str:
+    """The one `error: ...` line that a script (or jax_bert.cli in this process) ends `stderr` with, after
+    asserting that it is the only one and that no traceback (nor a library's background report) came."""
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and "Event loop is closed" not in stderr, stderr[-3000:]
+    assert lines and lines[-1].startswith("error: "), stderr[-3000:]
+    assert sum(line.startswith("error: ") for line in lines) == 1, stderr[-3000:]
+    return lines[-1]
+
+
 def losses(workdir: str) -> dict[int, float]:
     """step -> training loss, from metrics.jsonl."""
     from jax_bert.train.logs import read_jsonl
