@@ -84,6 +84,70 @@ def subprocess_env(devices: int = 1) -> dict:
     return env
 
 
+def one_error_line(stderr: str) -> str:
+    """The one `error: ...` line that a script (or jax_bert.cli in this process) ends `stderr` with, after
+    asserting that it is the only one and that no traceback (nor a library's background report) came."""
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and "Event loop is closed" not in stderr, stderr[-3000:]
+    assert lines and lines[-1].startswith("error: "), stderr[-3000:]
+    assert sum(line.startswith("error: ") for line in lines) == 1, stderr[-3000:]
+    return lines[-1]
+
+
+def script_flags(path: str, monkeypatch):
+    """(module, flag_values): the script at `path` imported as a module (not run: its name is not
+    "__main__"), its own absl flags defined on a FlagValues of their own instead of absl's global FLAGS, so
+    that a test parses a command line with the script's own flags in this process, as often as it likes."""
+    import importlib.util
+
+    from absl import flags
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"script_{stem}", path)
+    values = flags.FlagValues()
+
+    def into_values(define):
+        def define_in_script(*args, **kwargs):
+            # Only the script's own flags: a module it imports (absl.app, ...) keeps its flags global.
+            if sys._getframe(1).f_globals.get("__name__") == spec.name:
+                kwargs.setdefault("flag_values", values)
+            return define(*args, **kwargs)
+
+        return define_in_script
+
+    with monkeypatch.context() as m:
+        # A script calls flags.DEFINE_x(...) at import: each is pointed at `values` while it is imported.
+        for name in [n for n in dir(flags) if n.startswith("DEFINE")]:
+            m.setattr(flags, name, into_values(getattr(flags, name)))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module, values
+
+
+def stops_with_one_line(job, monkeypatch, capsys) -> tuple[int, str]:
+    """(exit status, error line) of `job`, part of a script run in this process (its cli.parse_flags, its
+    cli.run), which must end in SystemExit with stderr that one `error: ...` line and nothing else."""
+    import logging
+
+    import pytest
+
+    # config_flags loads every config file as the module `config_config`, into the same module object
+    # when one is left from an earlier load in this process (a script loads one file).
+    monkeypatch.delitem(sys.modules, "config_config", raising=False)
+    # cli.run quiets the libraries' background reports for the rest of its process, a script's whole life;
+    # here that is the test session, so its log filters and unraisable hook are undone after the test.
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    for holder in (logging.getLogger("absl"), logging.getLogger("asyncio"), *logging.getLogger().handlers):
+        monkeypatch.setattr(holder, "filters", list(holder.filters))
+    capsys.readouterr()  # what was printed before is not the job's
+    with pytest.raises(SystemExit) as stopped:
+        job()
+    stderr = capsys.readouterr().err
+    line = one_error_line(stderr)
+    assert stderr.strip() == line, stderr[-3000:]  # in this process the log goes to pytest, not to stderr
+    return stopped.value.code, line
+
+
 def losses(workdir: str) -> dict[int, float]:
     """step -> training loss, from metrics.jsonl."""
     from jax_bert.train.logs import read_jsonl

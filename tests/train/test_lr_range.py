@@ -1,5 +1,6 @@
 """The LR range test: the ramp the step really used, the loop's batches and step, the suggestion rule
-against pandas' centred rolling mean, the outputs, the masks held still, and bad input."""
+against pandas' centred rolling mean, the outputs, the masks held still, and bad input (the command line's
+cases in this process, the real script once in a child process)."""
 import csv
 import json
 import os
@@ -12,7 +13,9 @@ import pandas as pd
 import pytest
 
 import sparsity
-from helpers import ROOT, losses, shared_tokenizer, subprocess_env, tiny_config
+from helpers import ROOT, losses, script_flags, shared_tokenizer, stops_with_one_line, subprocess_env, tiny_config
+from jax_bert import cli
+from jax_bert.train import config as pretrain_config
 from jax_bert.train import loop as pretrain
 from jax_bert.train import lr_range, sparse_config
 
@@ -119,27 +122,48 @@ def test_bad_settings_fail_before_any_work(cache_dir, tmp_path, kwargs, message,
         lr_range.run(tiny_config(cache_dir), str(tmp_path / "w"), **kwargs)
 
 
-@pytest.mark.slow
-def test_the_script_runs_and_bad_input_is_one_line(cache_dir, tmp_path):
-    script = os.path.join(ROOT, "scripts", "lr_range_test.py")
-    tiny = [f"--config.{k}={v}" for k, v in {
+def _tiny_flags(cache_dir):
+    """--config.KEY=VALUE flags that make configs/tiny.py tiny enough for a test."""
+    return [f"--config.{k}={v}" for k, v in {
         "model.hidden_size": 32, "model.num_hidden_layers": 1, "model.num_attention_heads": 2,
         "model.intermediate_size": 64, "model.max_position_embeddings": 32, "train.seq_len": 32,
         "train.global_batch_size": 8, "data.max_documents": 400, "data_cache_dir": cache_dir,
         "tokenizer.name": shared_tokenizer(cache_dir)}.items()]
-    run = lambda *args: subprocess.run([sys.executable, script, *args], env=subprocess_env(), cwd=ROOT,  # noqa: E731
-                                       capture_output=True, text=True, timeout=300)
-    ok = run("--config", os.path.join(ROOT, "configs", "tiny.py"), *tiny, "--steps", "4",
-             "--workdir", str(tmp_path / "w"))
+
+
+@pytest.mark.slow
+def test_the_script_runs_and_prints_its_suggestion(cache_dir, tmp_path):
+    """The script itself, in a child process: its absl app and flags, its output and files."""
+    script = os.path.join(ROOT, "scripts", "lr_range_test.py")
+    ok = subprocess.run([sys.executable, script, "--config", os.path.join(ROOT, "configs", "tiny.py"),
+                         *_tiny_flags(cache_dir), "--steps", "4", "--workdir", str(tmp_path / "w")],
+                        env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "suggested max_lr:" in ok.stdout and "rule: the learning rate at the minimum" in ok.stdout
     assert len(read_csv(tmp_path / "w" / "lr_range.csv")) == 4
-    for args, message, status in [
-            (["--config", "configs/no_such.py"], "no such file", 2),
-            (["--config", "configs/tiny.py", "--config.train.no_such_key=1"], "unknown config key 'train.no_", 2),
-            (["--config", "configs/tiny.py", "--mode", "cubic"], "--mode", 2),
-            (["--config", "configs/tiny.py", "--min_lr", "1", "--max_lr", "0.1", *tiny], "0 < min_lr < max_lr", 1)]:
-        bad = run(*args, "--workdir", str(tmp_path / "bad"))
-        assert bad.returncode == status, (args, bad.stderr[-2000:])
-        assert bad.stderr.strip().startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
-        assert message in bad.stderr
+
+
+@pytest.mark.parametrize("args,message,status", [
+    (["--config", "configs/no_such.py"], "no such file", 2),
+    (["--config", "configs/tiny.py", "--config.train.no_such_key=1"], "unknown config key 'train.no_", 2),
+    (["--config", "configs/tiny.py", "--mode", "cubic"], "--mode", 2),
+    (["--config", "configs/tiny.py", "--min_lr", "1", "--max_lr", "0.1", "TINY"], "0 < min_lr < max_lr", 1),
+])
+def test_bad_input_is_one_line(cache_dir, tmp_path, monkeypatch, capsys, args, message, status):
+    """scripts/lr_range_test.py's command line in this process: the script's own flags, its parse
+    (cli.parse_flags: exit status 2) and its run (cli.run: exit status 1), from the repository root."""
+    _, values = script_flags(os.path.join(ROOT, "scripts", "lr_range_test.py"), monkeypatch)
+    monkeypatch.chdir(ROOT)
+    argv = ["lr_range_test.py", *[a for arg in args for a in (_tiny_flags(cache_dir) if arg == "TINY" else [arg])],
+            "--workdir", str(tmp_path / "bad")]
+
+    def job():  # scripts/lr_range_test.py's parse, then its main's run
+        cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
+                        keys_file="jax_bert/train/config.py", validate=pretrain_config.validate, flag_values=values)
+        cli.run(lambda: lr_range.run(values.config, values.workdir, min_lr=values.min_lr, max_lr=values.max_lr,
+                                     steps=values.steps, mode=values.mode, eval_fraction=values.eval_fraction,
+                                     window=values.smoothing_window))
+
+    code, line = stops_with_one_line(job, monkeypatch, capsys)
+    assert code == status, (args, line)
+    assert message in line

@@ -1,0 +1,108 @@
+"""scripts/pretrain.py's command line: a bad command line is one `error: ...` line and exit status 2, a run
+that stops on an expected error (missing data files, teacher or tokenizer, a changed model on resume) one
+line and exit status 1; never a traceback.
+
+The cases run in this process the way the script runs them: its own flags (imported onto a FlagValues of
+their own), the command line read by jax_bert.cli.parse_flags with the script's arguments, the run through
+jax_bert.cli.run. One smoke test runs the real script twice in a child process (a bad key; a run that
+stops) to show that it is wired the same way.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, one_error_line, script_flags, stops_with_one_line, subprocess_env, tiny_config
+from jax_bert import cli
+from jax_bert.train import config as pretrain_config
+from jax_bert.train import loop as pretrain
+
+PRETRAIN = os.path.join(ROOT, "scripts", "pretrain.py")
+TINY = os.path.join(ROOT, "configs", "tiny.py")
+TINY_RIGL = os.path.join(ROOT, "configs", "tiny_rigl.py")
+
+
+@pytest.fixture
+def straight(reference_run):
+    """The session's uninterrupted 8-step run (checkpoints at 4 and 8): the reference."""
+    return reference_run[0]
+
+
+@pytest.fixture
+def pretrain_script(monkeypatch, capsys):
+    """scripts/pretrain.py with the given arguments, in this process: (exit status, its one error line)."""
+
+    def run(*args):
+        _, values = script_flags(PRETRAIN, monkeypatch)
+        argv = ["pretrain.py", *args]
+
+        def job():  # scripts/pretrain.py's parse, then its main's run
+            cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
+                            keys_file="jax_bert/train/config.py", validate=pretrain_config.validate,
+                            flag_values=values)
+            cli.run(lambda: pretrain.run(values.config, values.workdir))
+
+        return stops_with_one_line(job, monkeypatch, capsys)
+
+    return run
+
+
+@pytest.mark.parametrize("args,status,message", [
+    (["--config.train.stepz=3"], 2, "unknown config key 'train.stepz': train has the keys checkpoint_every"),
+    (["--config.train.steps=abc"], 2, "--config.train.steps=abc"),
+    (["--config.train.eval_batch_size=0"], 2, "train.eval_batch_size must be an integer >= 1, got 0"),
+    (["--config.data.source=files", "--config.data.files=/no/such/*.txt"], 1, "/no/such/*.txt"),
+    (["--config.distill.teachers=/no/such/teacher"], 1, "teacher '/no/such/teacher' does not exist. To get one"),
+    (["--config.tokenizer.name=/no/such/tokenizer"], 1, "tokenizer '/no/such/tokenizer' does not exist"),
+])
+def test_bad_input_is_one_line(pretrain_script, tmp_path, args, status, message):
+    code, line = pretrain_script("--config", TINY, "--workdir", str(tmp_path / "w"),
+                                 f"--config.data_cache_dir={tmp_path}/cache", *args)
+    assert code == status, line
+    assert message in line
+    if "stepz" in message:
+        assert line.endswith("Did you mean 'train.steps'?")
+
+
+def test_config_file_errors_are_one_line(pretrain_script, tmp_path):
+    code, line = pretrain_script("--config", str(tmp_path / "missing.py"))
+    assert code == 2 and "no such file" in line
+    (tmp_path / "broken.py").write_text("def get_config():\n    return 1 / 0\n")
+    code, line = pretrain_script("--config", str(tmp_path / "broken.py"))
+    assert code == 2 and "ZeroDivisionError" in line
+
+
+def test_tiny_rigl_without_its_teacher_says_to_train_it_first(pretrain_script, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/tiny here
+    code, line = pretrain_script("--config", TINY_RIGL, "--workdir", str(tmp_path / "w"))
+    assert code == 1
+    assert "teacher 'runs/tiny'" in line and "configs/tiny.py --workdir runs/tiny" in line
+
+
+def test_resuming_with_a_changed_model_is_one_line(straight, cache_dir, tmp_path, monkeypatch, capsys):
+    workdir = str(tmp_path / "run")
+    shutil.copytree(straight, workdir)
+    config = tiny_config(cache_dir)
+    config.model.intermediate_size = 48
+    code, line = stops_with_one_line(lambda: cli.run(lambda: pretrain.run(config, workdir)), monkeypatch, capsys)
+    assert code == 1
+    assert "holds another model or optimizer" in line
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
+
+
+@pytest.mark.slow
+def test_the_real_script_says_a_bad_key_and_a_stopped_run_in_one_line(tmp_path):
+    """The script itself, in a child process: its absl app, flags and cli wrapping, as a user runs it."""
+    script = lambda *args, cwd=None: subprocess.run(  # noqa: E731
+        [sys.executable, PRETRAIN, *args], env=subprocess_env(1), capture_output=True, text=True, timeout=180,
+        cwd=cwd)
+    bad_key = script("--config", TINY, "--workdir", str(tmp_path / "w"), "--config.train.stepz=3")
+    assert bad_key.returncode == 2, bad_key.stderr[-2000:]
+    line = one_error_line(bad_key.stderr)
+    assert "unknown config key 'train.stepz'" in line and line.endswith("Did you mean 'train.steps'?")
+    stopped = script("--config", TINY_RIGL, "--workdir", str(tmp_path / "w"), cwd=str(tmp_path))  # no runs/tiny
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    line = one_error_line(stopped.stderr)
+    assert "teacher 'runs/tiny'" in line and "configs/tiny.py --workdir runs/tiny" in line
