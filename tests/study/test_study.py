@@ -27,6 +27,9 @@ ABLATION_KEEP = ("rigl_drop10", "rigl_per_tensor")  # the micro ablation: the sh
 
 
 def micro_preset(cache_dir):
+    """configs/study_tiny.py with the study's rows and ABLATION_KEEP only, two seeds, 1-layer models (the
+    fewer layers, the less tracing in each of the study's 13 runs) of 4 steps (the teacher 6) and two small
+    GLUE tasks; the vocabulary and tokenised corpus live in `cache_dir` (the tests' shared one)."""
     preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
     for key in [k for k in preset.order if "study" not in preset.rows[k].parts and k not in ABLATION_KEEP]:
         del preset.rows[key]
@@ -34,7 +37,7 @@ def micro_preset(cache_dir):
     preset.seeds = 2
     for key in preset.order:
         config = preset.rows[key].config
-        config.model.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        config.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                             max_position_embeddings=32)
         config.data.max_documents = 300
         config.data_cache_dir = cache_dir
@@ -57,8 +60,8 @@ def _table_row(text, label):
 
 
 @pytest.mark.slow
-def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkeypatch):
-    preset = micro_preset(str(tmp_path / "cache"))
+def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkeypatch, cache_dir):
+    preset = micro_preset(cache_dir)
     out = tmp_path / "study"
     text = study.run_study(preset, str(out), seeds=2, log=lambda *_: None)
     assert "SYNTHETIC" in text.splitlines()[0]
@@ -145,8 +148,8 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
         study.run_study(preset, str(out), seeds=2, log=lambda *_: None)
 
 
-def test_bad_study_input(tmp_path):
-    preset = micro_preset(str(tmp_path / "cache"))
+def test_bad_study_input(tmp_path, cache_dir):
+    preset = micro_preset(cache_dir)
     preset.glue.tasks = ["sst2", "nope"]
     with pytest.raises(ValueError, match="unknown GLUE tasks.*nope"):
         study.run_study(preset, str(tmp_path / "s"))
@@ -225,8 +228,8 @@ def test_reproduce_script_bad_command_line_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
 
 
-def test_study_glue_config_is_the_glue_defaults_with_the_overrides(tmp_path):
-    config = study.glue_config_of(micro_preset(str(tmp_path / "cache")))
+def test_study_glue_config_is_the_glue_defaults_with_the_overrides(cache_dir):
+    config = study.glue_config_of(micro_preset(cache_dir))
     expected = glue_config.get_config()
     expected.update(max_length=32, batch_size=16, learning_rate=1e-3)
     expected.tasks.sst2.epochs = expected.tasks.stsb.epochs = 1
