@@ -32,22 +32,24 @@ _HPARAMS = flags.DEFINE_string("hparams", None, "A search's chosen values: OUT/h
                                "TASK.json in it; they replace the config's for the tasks they name.")
 
 
-def parse(argv):
+def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
     """--config (glue/config.py by default), --search and the flags; a bad command line is one line
-    `error: ...` and exit status 2."""
-    _define_search(argv)
+    `error: ...` and exit status 2. `flag_values`: where --config and --search are defined and every flag
+    is parsed (absl's global FLAGS; the tests parse into a FlagValues of their own, holding this module's
+    flags)."""
+    _define_search(argv, flag_values)
     rest = cli.parse_flags(argv, default_file=glue.config.__file__, defaults=glue.config.get_config,
-                           keys_file="glue/config.py", validate=glue.config.validate)
+                           keys_file="glue/config.py", validate=glue.config.validate, flag_values=flag_values)
     try:
-        if flags.FLAGS.search is not None:
-            search_config.validate(flags.FLAGS.search)
+        if flag_values.search is not None:
+            search_config.validate(flag_values.search)
     except Exception as e:  # noqa: BLE001 - the search file's load error, or validate's message
         text = e.args[0] if isinstance(e, ValueError) and e.args else f"{type(e).__name__}: {e}"
         cli.fail(f"--search: {text}", cli.USAGE)
     return rest
 
 
-def _define_search(argv):
+def _define_search(argv, flag_values: flags.FlagValues):
     """--search FILE and its --search.KEY=VALUE overrides (config_flags reads them as it is defined);
     an unknown key, a missing file or overrides without a file are one line and exit status 2."""
     given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
@@ -64,7 +66,8 @@ def _define_search(argv):
         if problem:
             cli.fail(f"--search: {problem}", cli.USAGE)
     config_flags.DEFINE_config_file("search", None, "Search each task's hyper-parameters first: a Python file "
-                                    "with get_config() (glue/search_config.py).", lock_config=True, sys_argv=argv)
+                                    "with get_config() (glue/search_config.py).", lock_config=True, sys_argv=argv,
+                                    flag_values=flag_values)
 
 
 def main(argv):

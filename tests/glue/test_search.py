@@ -1,30 +1,28 @@
 """The GLUE hyper-parameter search (glue/search.py): members with their own learning rate, warm-up and
-steps in one fine-tuning program (glue/finetune.py member_hps), the held-out split, the choice, the
-hparams files, --hparams runs and resuming.
+steps in one fine-tuning program (engine.finetune's member_hps), the held-out split, the choice, the
+hparams files, --hparams runs and resuming. The --search flags are tested with the rest of the command
+line (tests/glue/test_run.py).
 
-Offline: synthetic GLUE data and a tiny random BERT (glue.synthetic.make_offline_example).
+Offline, on the shared GLUE example (conftest.glue_example: synthetic data, a tiny random BERT).
 """
 import dataclasses
+import functools
 import json
 import math
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from glue import config as glue_config
-from glue import data, finetune, run, search, search_config, synthetic
+from glue import data, finetune, run, search, search_config
 from glue.tasks import get_task
-from helpers import ROOT, subprocess_env
 from jax_bert.finetune import batching, engine, hparams
 from jax_bert.train import schedules
 
 MAX_LEN = 32
-# 90 training rows at batch 16: 6 steps per epoch, the last one partial.
-SIZES = {"train": 90, "validation": 32, "test": 8}
+# The shared example's 250 training rows at batch 16: 16 steps per epoch, the last one partial; 48 validation rows.
 HP = finetune.task_hparams(glue_config.get_config(), "sst2", learning_rate=3e-3, batch_size=16,
                                   epochs=2, eval_batch_size=32)
 JOB = {"learning_rate": 3e-3, "batch_size": 16, "max_length": MAX_LEN, "eval_batch_size": 32,
@@ -38,13 +36,10 @@ def search_settings(**changes):
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    root = tmp_path_factory.mktemp("glue_search")
-    data_dir, ckpt = synthetic.make_offline_example(root, ("sst2", "mrpc"), SIZES)
-    config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt))
-    train = data.tokenize_task(data.load_task("sst2", data_dir)["train"], "sst2", tokenizer, MAX_LEN)
-    val = data.tokenize_task(data.load_task("sst2", data_dir)["validation"], "sst2", tokenizer, MAX_LEN)
-    return dict(data_dir=data_dir, ckpt=ckpt, config=config, params=params, train=train, val=val)
+def example(glue_example, glue_tok):
+    """The shared offline GLUE example (conftest.glue_example) with sst2's splits tokenized to MAX_LEN."""
+    tok = functools.partial(glue_tok, max_length=MAX_LEN)
+    return glue_example | dict(train=tok("sst2", "train"), val=tok("sst2", "validation"))
 
 
 # ------------------------------------------------------------------ members in one program
@@ -179,13 +174,13 @@ def test_search_writes_hparams_that_a_normal_run_uses(example, tmp_path, capsys)
     text = capsys.readouterr().out
     doc = json.loads((out / "hparams" / "sst2.json").read_text())
     assert doc["learning_rate"] in (1e-3, 3e-3) and doc["warmup_ratio"] in (0.0, 0.25) and doc["epochs"] == 2
-    assert doc["scored_on"].startswith("heldout") and doc["score_examples"] == 9 and doc["train_examples"] == 81
+    assert doc["scored_on"].startswith("heldout") and doc["score_examples"] == 25 and doc["train_examples"] == 225
     assert len(doc["members"]) == 4 and max(s["score"] for s in doc["settings"]) == doc["score"]
     assert "chosen by search" in text and f"| sst2 | {doc['learning_rate']:g} |" in text
-    # The final runs used the chosen values on the full training set (90 rows: 6 steps per epoch).
+    # The final runs used the chosen values on the full training set (250 rows: 16 steps per epoch).
     seed0 = json.loads((out / "metrics" / "sst2" / "seed0.json").read_text())
     assert seed0["hparams"]["learning_rate"] == doc["learning_rate"]
-    assert seed0["hparams"]["warmup_steps"] == math.ceil(doc["warmup_ratio"] * 12) and seed0["steps"] == 12
+    assert seed0["hparams"]["warmup_steps"] == math.ceil(doc["warmup_ratio"] * 32) and seed0["steps"] == 32
 
     # --hparams: a normal run with the file gets the same runs (the same numbers) as the search's final.
     again = tmp_path / "again"
@@ -204,10 +199,10 @@ def test_validation_fraction_is_labelled(example, tmp_path):
         "sst2", search_settings(score_on="validation_fraction", learning_rates=(3e-3,), warmup_ratios=(0.0,),
                                 fraction=0.25),
         hp=HP, max_length=MAX_LEN, bert_config=example["config"], params=example["params"],
-        tokenizer=run.load_checkpoint(str(example["ckpt"]))[2], dataset=data.load_task("sst2", example["data_dir"]),
+        tokenizer=example["tokenizer"], dataset=data.load_task("sst2", example["data_dir"]),
         out=tmp_path, model="m", checkpoint="c", config=glue_config.get_config(), progress=False)
     assert doc["scored_on"].startswith("validation_fraction") and "not independent" in doc["scored_on"]
-    assert doc["score_examples"] == 8 and doc["train_examples"] == 90
+    assert doc["score_examples"] == 12 and doc["train_examples"] == 250
 
 
 class Stopped(BaseException):
@@ -275,20 +270,3 @@ def test_a_damaged_hparams_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         search.read_hparams(bad, ["sst2"])
     assert get_task("sst2").name == "sst2" and os.path.isfile(bad)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (["--search", "glue/search_config.py", "--search.lr=1"], "unknown config key 'lr'"),
-    (["--search", "glue/search_config.py", "--search.learning_rates=()"], "an empty grid"),
-    (["--search", "glue/search_config.py", "--search.learning_rates=(0.0,1e-5)"], "learning_rates must all be > 0"),
-    (["--search.seeds=2"], "give the search file too"),
-    (["--search", "no_such_search.py"], "no such file"),
-])
-def test_script_bad_search_is_one_line_and_exit_2(example, args, message):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "glue.py"), "--checkpoint",
-                             str(example["ckpt"]), *args], env=subprocess_env(), capture_output=True, text=True,
-                            timeout=300, cwd=ROOT)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr

@@ -1,12 +1,16 @@
-"""The whole study (scripts/reproduce.py) end to end with a further-reduced tiny preset, and the
-mean ± std / claim logic of study/stats.py on hand-made numbers."""
+"""The whole study (study/pipeline.py) end to end with a further-reduced tiny preset, its checks, the
+command line of scripts/reproduce.py (read in this process; the script itself runs in a child process once,
+for one bad command line), and the mean ± std / claim logic of study/stats.py on hand-made numbers."""
+import importlib.util
 import json
+import logging
 import math
 import os
 import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -23,6 +27,9 @@ ABLATION_KEEP = ("rigl_drop10", "rigl_per_tensor")  # the micro ablation: the sh
 
 
 def micro_preset(cache_dir):
+    """configs/study_tiny.py with the study's rows and ABLATION_KEEP only, two seeds, 1-layer models (the
+    fewer layers, the less tracing in each of the study's 13 runs) of 4 steps (the teacher 6) and two small
+    GLUE tasks; the vocabulary and tokenised corpus live in `cache_dir` (the tests' shared one)."""
     preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
     for key in [k for k in preset.order if "study" not in preset.rows[k].parts and k not in ABLATION_KEEP]:
         del preset.rows[key]
@@ -30,7 +37,7 @@ def micro_preset(cache_dir):
     preset.seeds = 2
     for key in preset.order:
         config = preset.rows[key].config
-        config.model.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        config.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                             max_position_embeddings=32)
         config.data.max_documents = 300
         config.data_cache_dir = cache_dir
@@ -53,8 +60,8 @@ def _table_row(text, label):
 
 
 @pytest.mark.slow
-def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkeypatch):
-    preset = micro_preset(str(tmp_path / "cache"))
+def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkeypatch, cache_dir):
+    preset = micro_preset(cache_dir)
     out = tmp_path / "study"
     text = study.run_study(preset, str(out), seeds=2, log=lambda *_: None)
     assert "SYNTHETIC" in text.splitlines()[0]
@@ -141,8 +148,8 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
         study.run_study(preset, str(out), seeds=2, log=lambda *_: None)
 
 
-def test_bad_study_input(tmp_path):
-    preset = micro_preset(str(tmp_path / "cache"))
+def test_bad_study_input(tmp_path, cache_dir):
+    preset = micro_preset(cache_dir)
     preset.glue.tasks = ["sst2", "nope"]
     with pytest.raises(ValueError, match="unknown GLUE tasks.*nope"):
         study.run_study(preset, str(tmp_path / "s"))
@@ -174,26 +181,55 @@ def test_ablation_rows_keep_the_named_rows_the_references_and_the_teacher(tmp_pa
     assert len(study_rows.rows_of(preset, "ablation")) == 3 + 8  # the preset itself is unchanged
 
 
-@pytest.mark.slow
-def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path):
-    def reproduce(*args):
-        return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "reproduce.py"), "--scale", "tiny",
-                               "--out", str(tmp_path / "s"), *args], capture_output=True, text=True,
-                              env=subprocess_env(), timeout=300)
+REPRODUCE = os.path.join(ROOT, "scripts", "reproduce.py")
 
-    for args, message in [(["--pretrain_seeds", "0"], "--pretrain_seeds must be >= 1"),
-                          (["--ablation", "--seeds", "2"], "--ablation pretrains only"),
-                          (["--rows", "rigl_n3"], "--rows selects ablation rows; add --ablation"),
-                          (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows")]:
-        result = reproduce(*args)
-        assert result.returncode == 2, result.stderr
-        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
-        assert result.stderr.startswith("error: ")
+
+@pytest.fixture
+def reproduce_main(monkeypatch):
+    """scripts/reproduce.py's main(argv), loaded from its file, to run in this process: the compilation
+    cache stays the tests' (main points it at OUT/jax_cache unless JAX_COMPILATION_CACHE_DIR is set) and
+    the log levels that main sets are restored afterwards."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+    spec = importlib.util.spec_from_file_location("reproduce_script", REPRODUCE)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    loggers = [logging.getLogger(), logging.getLogger("jax_bert")]
+    levels = [logger.level for logger in loggers]
+    yield script.main
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pretrain_seeds", "0"], "--pretrain_seeds must be >= 1"),
+    (["--ablation", "--seeds", "2"], "--ablation pretrains only"),
+    (["--rows", "rigl_n3"], "--rows selects ablation rows; add --ablation"),
+    (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows"),
+])
+def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys, reproduce_main, args, message):
+    with pytest.raises(SystemExit) as exit:
+        reproduce_main(["--scale", "tiny", "--out", str(tmp_path / "s"), *args])
+    stderr = capsys.readouterr().err
+    assert exit.value.code == 2, stderr
+    assert stderr.strip().splitlines() == [stderr.strip()] and message in stderr
+    assert stderr.startswith("error: ")
     assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
 
 
-def test_study_glue_config_is_the_glue_defaults_with_the_overrides(tmp_path):
-    config = study.glue_config_of(micro_preset(str(tmp_path / "cache")))
+@pytest.mark.slow
+def test_reproduce_script_bad_command_line_is_one_line_and_exit_2(tmp_path):
+    """The real entry point on one bad command line; the others run main in this process (above)."""
+    result = subprocess.run([sys.executable, REPRODUCE, "--scale", "tiny", "--out", str(tmp_path / "s"),
+                             "--pretrain_seeds", "0"], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "--pretrain_seeds must be >= 1" in result.stderr and result.stderr.startswith("error: ")
+    assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
+
+
+def test_study_glue_config_is_the_glue_defaults_with_the_overrides(cache_dir):
+    config = study.glue_config_of(micro_preset(cache_dir))
     expected = glue_config.get_config()
     expected.update(max_length=32, batch_size=16, learning_rate=1e-3)
     expected.tasks.sst2.epochs = expected.tasks.stsb.epochs = 1
