@@ -100,6 +100,7 @@ def test_gmp_follows_the_cubic_schedule_at_every_step(cache_dir, tmp_path, count
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("eight_devices")
 def test_gmp_on_eight_devices_prunes_what_one_device_prunes(cache_dir, tmp_path, eight_devices):
     """The global magnitude prune works on each device's shards (2 x 2 x 2 mesh: batch, fsdp and tensor
     sharding; only counts cross devices) and picks exactly the weights one device picks."""

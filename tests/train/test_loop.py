@@ -57,6 +57,7 @@ def _leaves(tree):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("eight_devices")
 def test_eight_device_mesh_matches_one_device(reference_run, eight_devices):
     straight_dir, _ = reference_run
     assert one_device_overrides("dense_2x2x2") == {"train.steps": 8}  # the reference run on 2 x 2 x 2

@@ -26,7 +26,7 @@ import pytest
 
 from eight_devices import SHARDING_RECIPES as RECIPES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eight_devices")]
 
 
 @pytest.fixture(scope="module")

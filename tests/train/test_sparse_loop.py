@@ -131,6 +131,7 @@ def test_distillation_from_a_teacher_work_directory(cache_dir, teacher, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("eight_devices")
 @pytest.mark.parametrize("mode,name", [("global", "rigl_global_2x2x2"), ("per_tensor", "rigl_per_tensor_fsdp8")])
 def test_sparse_rigl_on_eight_devices_matches_one(rigl_runs, eight_devices, mode, name):
     """RigL's selection works on each device's shards (only counts cross devices) and picks exactly
