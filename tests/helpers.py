@@ -208,5 +208,17 @@ def n_params(params):
     return sum(x.size for x in jax.tree.leaves(params))
 
 
+def checkpoints_dir(workdir) -> str:
+    return os.path.join(workdir, "checkpoints")
+
+
+def tmp_checkpoint_folders(workdir) -> list[str]:
+    """Checkpoint folders a save left half-written (a crash mid-save must leave none behind it)."""
+    import glob
+
+    from jax_bert.train import checkpoint
+    return glob.glob(os.path.join(checkpoints_dir(workdir), f"*{checkpoint.TMP_MARKER}*"))
+
+
 if __name__ == "__main__":
     run_in_subprocess_main()

@@ -17,7 +17,15 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT, losses, sigterm_after_step, subprocess_env, tiny_config
+from helpers import (
+    ROOT,
+    checkpoints_dir,
+    losses,
+    sigterm_after_step,
+    subprocess_env,
+    tiny_config,
+    tmp_checkpoint_folders,
+)
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
 from jax_bert.train.logs import read_jsonl
@@ -27,14 +35,6 @@ from jax_bert.train.logs import read_jsonl
 def straight(reference_run):
     """The session's uninterrupted 8-step run (checkpoints at 4 and 8): the reference."""
     return reference_run[0]
-
-
-def _checkpoints(workdir):
-    return os.path.join(workdir, "checkpoints")
-
-
-def _tmp_folders(workdir):
-    return glob.glob(os.path.join(_checkpoints(workdir), f"*{checkpoint.TMP_MARKER}*"))
 
 
 def _damage(step_dir: str, kind: str) -> None:
@@ -83,8 +83,8 @@ def test_an_error_after_the_last_step_keeps_the_final_checkpoint(cache_dir, tmp_
         m.setattr(pretrain, "evaluate", broken_eval)
         with pytest.raises(RuntimeError, match="injected"):
             pretrain.run(tiny_config(cache_dir), workdir)
-    assert checkpoint.latest_step(_checkpoints(workdir)) == 8  # committed although the eval raised
-    assert not _tmp_folders(workdir)
+    assert checkpoint.latest_step(checkpoints_dir(workdir)) == 8  # committed although the eval raised
+    assert not tmp_checkpoint_folders(workdir)
     again = pretrain.run(tiny_config(cache_dir), workdir)  # resumes at 8: nothing left to train
     assert again["status"] == "finished" and again["step"] == 8 and "last_train" not in again
 
@@ -97,19 +97,19 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_run_resumes_from_the_previ
         straight, cache_dir, tmp_path, kind, caplog):
     workdir = str(tmp_path / "run")
     shutil.copytree(straight, workdir)
-    _damage(os.path.join(_checkpoints(workdir), "8"), kind)
+    _damage(os.path.join(checkpoints_dir(workdir), "8"), kind)
     caplog.set_level("WARNING", logger="jax_bert")
     result = pretrain.run(tiny_config(cache_dir), workdir)
     warnings = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(warnings) == 1 and "checkpoint 8 in" in warnings[0] and "8.damaged" in warnings[0], warnings
     assert result["status"] == "finished" and result["step"] == 8
-    assert os.path.isdir(os.path.join(_checkpoints(workdir), "8.damaged"))  # kept for a post-mortem
+    assert os.path.isdir(os.path.join(checkpoints_dir(workdir), "8.damaged"))  # kept for a post-mortem
     # Resumed from 4: steps 5..8 again, bitwise as in the uninterrupted run, each logged once.
     rows = [r["step"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl")) if "train/loss" in r]
     assert rows == sorted(set(rows))
     assert losses(workdir) == losses(straight)
-    a = checkpoint.restore_params_only(_checkpoints(workdir), 8)
-    b = checkpoint.restore_params_only(_checkpoints(straight), 8)
+    a = checkpoint.restore_params_only(checkpoints_dir(workdir), 8)
+    b = checkpoint.restore_params_only(checkpoints_dir(straight), 8)
     np.testing.assert_array_equal(a["bert"]["embeddings"]["word_embeddings"]["embedding"],
                                   b["bert"]["embeddings"]["word_embeddings"]["embedding"])
     caplog.clear()
@@ -121,10 +121,10 @@ def test_every_checkpoint_damaged_is_one_error_then_a_fresh_start(straight, cach
     workdir = str(tmp_path / "run")
     shutil.copytree(straight, workdir)
     for step in ("4", "8"):
-        _damage(os.path.join(_checkpoints(workdir), step), "flipped bytes")
+        _damage(os.path.join(checkpoints_dir(workdir), step), "flipped bytes")
     with pytest.raises(checkpoint.CheckpointDamaged, match="and so is every older one.*rerun to start from step 0"):
         pretrain.run(tiny_config(cache_dir), workdir)
-    assert checkpoint.latest_step(_checkpoints(workdir)) is None
+    assert checkpoint.latest_step(checkpoints_dir(workdir)) is None
     assert pretrain.run(tiny_config(cache_dir), workdir)["status"] == "finished"  # no loop: a fresh run
     assert losses(workdir) == losses(straight)
 
@@ -137,13 +137,13 @@ def test_a_checkpoint_of_another_model_is_not_damage(straight, cache_dir, tmp_pa
     with pytest.raises(ValueError, match=r"holds another model or optimizer \(.*intermediate.*\); resume with the "
                                          r"config it was written with"):
         pretrain.run(config, workdir)
-    assert sorted(os.listdir(_checkpoints(workdir))) == ["4", "8"]  # nothing set aside
+    assert sorted(os.listdir(checkpoints_dir(workdir))) == ["4", "8"]  # nothing set aside
 
 
 def test_a_damaged_teacher_checkpoint_is_named(cache_dir, tmp_path):
     teacher = str(tmp_path / "teacher")
     pretrain.run(tiny_config(cache_dir, steps=4, checkpoint_every=4), teacher)  # no hf/: read from checkpoints
-    _damage(os.path.join(_checkpoints(teacher), "4"), "flipped bytes in every data file")
+    _damage(os.path.join(checkpoints_dir(teacher), "4"), "flipped bytes in every data file")
     config = tiny_config(cache_dir, steps=2)
     config.distill.teachers = (teacher,)
     with pytest.raises(checkpoint.CheckpointDamaged, match=r"checkpoint 4 in .*teacher/checkpoints is damaged: \w"):
@@ -165,7 +165,7 @@ def test_resume_writes_each_row_once_and_drops_a_cut_line(straight, cache_dir, t
     with monkeypatch.context() as m:
         sigterm_after_step(m, 6)  # checkpoint at 4 (policy) and at 6 (the signal)
         pretrain.run(tiny_config(cache_dir), workdir)
-    shutil.rmtree(os.path.join(_checkpoints(workdir), "6"))  # as if killed before that save: resume at 4
+    shutil.rmtree(os.path.join(checkpoints_dir(workdir), "6"))  # as if killed before that save: resume at 4
     with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
         f.write('{"step": 7, "train/lo')  # a line cut by kill -9
     pretrain.run(tiny_config(cache_dir), workdir)

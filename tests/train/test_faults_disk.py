@@ -6,7 +6,6 @@ child processes (tests/helpers.py) that end through jax_bert.cli as the script d
 `error: ...` line with what to do and exit status 1, the checkpoints before the fault intact, and a rerun
 after space is freed equal to the uninterrupted run. The umask test runs in this process.
 """
-import glob
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, losses, one_error_line, subprocess_env, tiny_config
+from helpers import ROOT, checkpoints_dir, losses, one_error_line, subprocess_env, tiny_config, tmp_checkpoint_folders
 from jax_bert.train import checkpoint
 from jax_bert.train import loop as pretrain
 
@@ -25,14 +24,6 @@ HELPER = os.path.join(ROOT, "tests", "helpers.py")
 def straight(reference_run):
     """The session's uninterrupted 8-step run (checkpoints at 4 and 8): the reference."""
     return reference_run[0]
-
-
-def _checkpoints(workdir):
-    return os.path.join(workdir, "checkpoints")
-
-
-def _tmp_folders(workdir):
-    return glob.glob(os.path.join(_checkpoints(workdir), f"*{checkpoint.TMP_MARKER}*"))
 
 
 def _mount_tmpfs(path, options):
@@ -61,10 +52,10 @@ _UNCHECKED = ("import sys; sys.path.insert(0, {tests!r}); from jax_bert.train im
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before the save", "during the save"])
-def test_a_full_disk_is_one_line_and_keeps_the_checkpoints(straight, cache_dir, small_disk, when):
+def test_a_full_disk_is_one_line_and_keeps_thecheckpoints_dir(straight, cache_dir, small_disk, when):
     workdir = str(small_disk / "run")
     shutil.copytree(straight, workdir, ignore=shutil.ignore_patterns("8", "eval_results.json"))  # resume at 4
-    before = sorted(os.listdir(_checkpoints(workdir)))
+    before = sorted(os.listdir(checkpoints_dir(workdir)))
     stat = os.statvfs(small_disk)
     with open(small_disk / "filler", "wb") as f:  # leave ~100 KB: the logs fit, a checkpoint does not
         f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - 100_000, 0))
@@ -74,8 +65,8 @@ def test_a_full_disk_is_one_line_and_keeps_the_checkpoints(straight, cache_dir, 
     assert out.returncode == 1
     line = one_error_line(out.stderr)
     assert "No space left on device" in line and "free space on that disk" in line, line
-    assert sorted(os.listdir(_checkpoints(workdir))) == before and not _tmp_folders(workdir)
-    checkpoint.restore_params_only(_checkpoints(workdir), 4)  # intact (verified against its checksums)
+    assert sorted(os.listdir(checkpoints_dir(workdir))) == before and not tmp_checkpoint_folders(workdir)
+    checkpoint.restore_params_only(checkpoints_dir(workdir), 4)  # intact (verified against its checksums)
     os.remove(small_disk / "filler")
     out = subprocess.run([sys.executable, HELPER, workdir, cache_dir, "{}"], env=subprocess_env(1),
                          capture_output=True, text=True, timeout=300)
