@@ -56,6 +56,10 @@ def pretrain_script(monkeypatch, capsys):
     (["--config.data.source=files", "--config.data.files=/no/such/*.txt"], 1, "/no/such/*.txt"),
     (["--config.distill.teachers=/no/such/teacher"], 1, "teacher '/no/such/teacher' does not exist. To get one"),
     (["--config.tokenizer.name=/no/such/tokenizer"], 1, "tokenizer '/no/such/tokenizer' does not exist"),
+    (["--config.optim.learning_rate=nan"], 2, "optim.learning_rate=nan: every numeric value must be a finite number"),
+    (["--config.sparsity.level=1.5"], 2, "sparsity.level must be in [0, 1), got 1.5"),
+    (["--config.sparsity.level=0.5"], 2, "sparsity.level=0.5 would be ignored: sparsity.enabled is False. Add "
+                                         "--config.sparsity.enabled=True"),
 ])
 def test_bad_input_is_one_line(pretrain_script, tmp_path, args, status, message):
     code, line = pretrain_script("--config", TINY, "--workdir", str(tmp_path / "w"),
@@ -64,6 +68,11 @@ def test_bad_input_is_one_line(pretrain_script, tmp_path, args, status, message)
     assert message in line
     if "stepz" in message:
         assert line.endswith("Did you mean 'train.steps'?")
+
+
+def test_a_sparsity_level_out_of_range_on_a_sparse_config_is_one_line(pretrain_script, tmp_path):
+    code, line = pretrain_script("--config", TINY_RIGL, "--workdir", str(tmp_path / "w"), "--config.sparsity.level=1.5")
+    assert code == 2 and "sparsity.level must be in [0, 1), got 1.5" in line  # before the missing teacher
 
 
 def test_config_file_errors_are_one_line(pretrain_script, tmp_path):

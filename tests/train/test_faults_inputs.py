@@ -26,6 +26,12 @@ from jax_bert.train import loop as pretrain
     ("mesh.data", 0, "mesh.data must be"),
     ("optim.schedule", "cosine", "schedule must be one of"),
     ("model.hidden_dropout_prob", 1.0, "model.hidden_dropout_prob must be in"),
+    ("optim.learning_rate", float("nan"), "optim.learning_rate=nan: every numeric value must be a finite number"),
+    ("distill.factor_end", float("inf"), "distill.factor_end=inf: every numeric value must be a finite"),
+    ("data.validation_fraction", float("-inf"), "data.validation_fraction=-inf: every numeric"),
+    # Out-of-range sparsity levels on a dense config: wrong whether sparsity is on or not.
+    ("sparsity.level", 1.5, r"sparsity.level must be in \[0, 1\), got 1.5"),
+    ("sparsity.overall", 1.0, r"sparsity.overall must be in \[0, 1\)"),
 ])
 def test_bad_config_values_fail_before_any_work(cache_dir, tmp_path, key, value, message):
     config = tiny_config(cache_dir)
@@ -34,6 +40,36 @@ def test_bad_config_values_fail_before_any_work(cache_dir, tmp_path, key, value,
     with pytest.raises(ValueError, match=message):
         pretrain.run(config, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")  # refused before the work directory, data or compilation
+
+
+def test_a_nan_anywhere_is_named_also_inside_a_teacher_entry(cache_dir, tmp_path):
+    config = tiny_config(cache_dir)
+    config.distill.teachers = ({"path": "runs/tiny", "weight": float("nan")},)
+    with pytest.raises(ValueError, match=r"distill.teachers\[0\].weight=nan: every numeric value"):
+        pretrain.run(config, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+@pytest.mark.parametrize("change,named", [
+    (lambda s: s.update(level=0.5), "sparsity.level=0.5"),
+    (lambda s: s.rigl.update(enabled=True), "sparsity.rigl.enabled=True"),
+    (lambda s: s.gmp.update(target=0.6, prune_period=2), "sparsity.gmp.prune_period=2, sparsity.gmp.target=0.6"),
+])
+def test_a_sparsity_key_on_a_dense_config_is_an_error_not_a_dense_run(cache_dir, tmp_path, change, named):
+    config = tiny_config(cache_dir)
+    change(config.sparsity)
+    with pytest.raises(ValueError, match=f"{named} would be ignored: sparsity.enabled is False"):
+        pretrain.run(config, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_a_dense_config_may_set_the_mask_seed(cache_dir):
+    """The study sets sparsity.seed with train.seed on every row, its dense teacher included."""
+    from jax_bert.train.config import validate
+
+    config = tiny_config(cache_dir)
+    config.sparsity.seed = 3
+    validate(config)
 
 
 def test_sparsity_rules_are_checked_on_the_model_shapes_before_the_data(cache_dir, tmp_path, monkeypatch):
