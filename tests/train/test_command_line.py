@@ -7,6 +7,7 @@ their own), the command line read by jax_bert.cli.parse_flags with the script's 
 jax_bert.cli.run. One smoke test runs the real script twice in a child process (a bad key; a run that
 stops) to show that it is wired the same way.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -97,9 +98,63 @@ def test_resuming_with_a_changed_model_is_one_line(straight, cache_dir, tmp_path
     config.model.intermediate_size = 48
     code, line = stops_with_one_line(lambda: cli.run(lambda: pretrain.run(config, workdir)), monkeypatch, capsys)
     assert code == 1
-    assert "holds another model or optimizer" in line
+    assert "holds a run with another recipe (model.intermediate_size 64 -> 48)" in line
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
+    # Without its config.json the checkpoint's own shapes still refuse it.
+    os.remove(os.path.join(workdir, "config.json"))
+    code, line = stops_with_one_line(lambda: cli.run(lambda: pretrain.run(config, workdir)), monkeypatch, capsys)
+    assert code == 1 and "holds another model or optimizer" in line
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
 
+
+def test_resuming_with_another_batch_length_or_schedule_is_refused(straight, cache_dir, tmp_path, monkeypatch,
+                                                                    capsys):
+    """The data order and the optimisation of the steps already taken would not be those of the rest."""
+    workdir = str(tmp_path / "run")
+    shutil.copytree(straight, workdir)
+    before = open(os.path.join(workdir, "config.json")).read()
+    config = tiny_config(cache_dir, global_batch_size=16, seq_len=16)
+    config.optim.learning_rate = 1e-3
+    monkeypatch.setattr(pretrain, "prepare_data", lambda *a: pytest.fail("the data was prepared"))
+    code, line = stops_with_one_line(lambda: cli.run(lambda: pretrain.run(config, workdir)), monkeypatch, capsys)
+    assert code == 1
+    assert ("another recipe (optim.learning_rate 0.005 -> 0.001; train.global_batch_size 8 -> 16; "
+            "train.seq_len 32 -> 16)") in line
+    assert "start a new run with another --workdir" in line
+    assert open(os.path.join(workdir, "config.json")).read() == before  # the record is kept
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
+
+
+def test_a_resume_may_change_the_cadence_and_every_start_is_recorded(straight, cache_dir, tmp_path):
+    from jax_bert.train import recipe
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(straight, workdir)
+    assert [h["started_at_step"] for h in recipe.history(workdir)] == [0]
+    config = tiny_config(cache_dir, log_every=2, checkpoint_every=2, keep_checkpoints=5, eval_batch_size=8)
+    os.remove(os.path.join(workdir, "eval_results.json"))
+    pretrain.run(config, workdir)  # resumes at step 8 of 8: only the final evaluation
+    starts = recipe.history(workdir)
+    assert [h["started_at_step"] for h in starts] == [0, 8]
+    assert starts[0]["config"]["train"]["log_every"] == 1 and starts[1]["config"]["train"]["log_every"] == 2
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["train"]["checkpoint_every"] == 2  # config.json: the latest start
+    assert os.path.isfile(os.path.join(workdir, "eval_results.json"))
+
+
+def test_only_recipe_keys_are_compared():
+    from jax_bert.train import recipe
+    from jax_bert.train.config import base_config
+
+    old = base_config().to_dict()
+    new = base_config()
+    new.train.update(log_every=7, eval_every=3, checkpoint_every=9, grad_accum_steps=2)
+    new.mesh.data, new.data_cache_dir = 2, "/elsewhere"
+    assert recipe.changed_recipe(old, new.to_dict()) == []
+    new.sparsity.update(enabled=True, level=0.9)
+    new.data.source = "files"
+    assert [k for k, _, _ in recipe.changed_recipe(old, new.to_dict())] == [
+        "data.source", "sparsity.enabled", "sparsity.level"]
 
 @pytest.mark.slow
 def test_the_real_script_says_a_bad_key_and_a_stopped_run_in_one_line(tmp_path):
