@@ -280,6 +280,66 @@ def test_block_cache_hit_is_identical_fast_and_keyed(tokenizer, docs, tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
 
 
+def _flip(npy: str, offset_in_data: int, value: int) -> None:
+    """Writes int32 `value` at element `offset_in_data` of a cached .npy, in place: its size is unchanged."""
+    array = np.load(npy, mmap_mode="r+")
+    array.reshape(-1)[offset_in_data] = value
+    array.flush()
+    del array
+
+
+def test_a_cache_whose_bytes_changed_is_named_moved_aside_and_rebuilt(tokenizer, docs, tmp_path, caplog):
+    build = lambda: data.tokenize_to_blocks(docs[:200], tokenizer, 32, cache_dir=str(tmp_path),  # noqa: E731
+                                            cache_key_parts=["flip"])
+    first = np.array(build())
+    (npy,) = [str(p) for p in tmp_path.glob("blocks-*.npy")]
+    meta = json.loads(open(npy[:-4] + ".json").read())
+    assert meta["checksum"]["algorithm"] == "crc32" and meta["checksum"]["num_bytes"] == first.nbytes
+    _flip(npy, 100, int(first.reshape(-1)[100]) + 1)  # a valid token id: it would train silently
+    size = os.path.getsize(npy)
+    caplog.set_level("WARNING", logger="jax_bert")
+    again = build()
+    warned = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(warned) == 1 and "bytes differ from the checksum written with them" in warned[0]
+    assert f"moved aside to {npy}.damaged, building it again" in warned[0]
+    np.testing.assert_array_equal(again, first)  # built again from the documents
+    assert os.path.getsize(npy + ".damaged") == size and os.path.exists(npy[:-4] + ".json.damaged")
+
+
+def test_a_large_cache_is_sampled_on_open_and_checked_whole_on_demand(tokenizer, docs, tmp_path, monkeypatch,
+                                                                     caplog, capsys):
+    import importlib.util
+
+    from jax_bert.data import checksum
+
+    monkeypatch.setattr(checksum, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(checksum, "FULL_CHECK_BYTES", 0)  # every cache counts as large
+    monkeypatch.setattr(checksum, "SAMPLED_CHUNKS", 2)
+    blocks = np.array(data.tokenize_to_blocks(docs[:200], tokenizer, 32, cache_dir=str(tmp_path),
+                                              cache_key_parts=["big"]))
+    (npy,) = [str(p) for p in tmp_path.glob("blocks-*.npy")]
+    n_chunks = -(-blocks.nbytes // 256)
+    assert n_chunks > 20
+    recorded = json.loads(open(npy[:-4] + ".json").read())["checksum"]
+    middle = (n_chunks // 2) * 64  # an int32 inside the middle chunk
+    _flip(npy, middle, 10**6)  # out of any vocabulary
+    # Sampled: the first and last chunk and 2 others. Whole: found, wherever it is.
+    assert checksum.verify(np.load(npy, mmap_mode="r"), recorded, full=True).startswith(
+        "its bytes differ from the checksum written with them (1 of")
+    _flip(npy, blocks.size - 1, 10**6)  # in the last chunk, which every open checks
+    assert "bytes differ" in checksum.verify(np.load(npy, mmap_mode="r"), recorded)
+    # On demand, the script: every byte of every cache, one line each, exit 1.
+    spec = importlib.util.spec_from_file_location("check_data_cache", os.path.join(
+        os.path.dirname(__file__), "..", "..", "scripts", "check_data_cache.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--cache_dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.strip() == f"{npy}: damaged: moved aside to {npy}.damaged"
+    assert script.main(["--cache_dir", str(tmp_path)]) == 0  # nothing left to check
+    assert "holds no data cache" in capsys.readouterr().out
+
+
 def test_too_few_tokens_for_one_block_is_an_error(tokenizer, tmp_path):
     with pytest.raises(ValueError, match="fewer than one block"):
         data.tokenize_to_blocks(["tiny"], tokenizer, 128, cache_dir=str(tmp_path),

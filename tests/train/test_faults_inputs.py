@@ -129,15 +129,34 @@ def test_distilling_without_a_tokenizer_takes_the_teachers(cache_dir, tmp_path, 
 
 
 def test_a_damaged_data_cache_is_rebuilt(cache_dir, tmp_path, caplog):
+    """The validation cache cut short; in the training cache one token id changed to another valid one (it
+    would train silently on it) and one to an id past the vocabulary (it would blame the tokenizer), its
+    size unchanged. Both are named, moved aside and built again: the run is the one an intact cache gives."""
+    import json
+
+    import numpy as np
+
     cache = str(tmp_path / "cache")
     config = tiny_config(cache, steps=2)
     pretrain.run(config, str(tmp_path / "a"))
     for npy in glob.glob(os.path.join(cache, "blocks-*.npy")):
-        with open(npy, "r+b") as f:
-            f.truncate(os.path.getsize(npy) // 3)
+        with open(npy[:-4] + ".json") as f:
+            validation = json.load(f)["pad_last"]
+        if validation:
+            with open(npy, "r+b") as f:
+                f.truncate(os.path.getsize(npy) // 3)
+        else:
+            blocks = np.load(npy, mmap_mode="r+")
+            blocks[0, 5] = (blocks[0, 5] + 1) % 600
+            blocks[-1, -1] = 10**6
+            blocks.flush()
+            del blocks
     caplog.set_level("WARNING", logger="jax_bert")
     pretrain.run(config, str(tmp_path / "b"))
-    assert sum("is damaged" in r.getMessage() and "building it again" in r.getMessage() for r in caplog.records) == 2
+    warned = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(warned) == 2 and all("moved aside to" in w and "building it again" in w for w in warned)
+    assert sum("bytes differ from the checksum written with them" in w for w in warned) == 1
+    assert len(glob.glob(os.path.join(cache, "blocks-*.npy.damaged"))) == 2
     assert losses(str(tmp_path / "a")) == losses(str(tmp_path / "b"))
 
 
