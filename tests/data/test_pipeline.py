@@ -28,6 +28,59 @@ def test_offline_corpus_is_real_text_and_deterministic():
     assert corpus.offline_documents() == docs
 
 
+# The offline corpus of the interpreter the suite runs on (CI's lanes share it): document count and
+# corpus.fingerprint. Another Python version or build has another standard library, so another corpus.
+OFFLINE_CORPUS = {"3.11.7": (5156, "2fa10c1f3aff9a69428a9c3f7702740ef2b24ad93f9be4e77244e3384159cf1c")}
+
+_HOSTILE_SITECUSTOMIZE = """
+import importlib.abc, importlib.util, sys, types
+
+# As setuptools' _distutils_hack does for distutils: a module swapped in sys.modules...
+fake = types.ModuleType("textwrap")
+fake.__doc__ = "xyzzy: a textwrap that some installed package put in sys.modules."
+sys.modules["textwrap"] = fake
+
+# ... and a finder first on sys.meta_path that serves its own copy of a standard module.
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "calendar" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.__doc__ = "xyzzy: a calendar served by an installed package's import hook."
+
+sys.meta_path.insert(0, Finder())
+"""
+
+
+def test_the_offline_corpus_does_not_depend_on_installed_packages(tmp_path):
+    """The corpus collected as a run collects it, and by a child started with site-packages and a
+    PYTHONPATH holding a module that shadows a standard one and a sitecustomize that patches two more:
+    the same documents. (pip installing the test extra upgrades setuptools, whose import hook replaced
+    distutils: 5188 documents became 5176.)"""
+    import platform
+    import subprocess
+    import sys
+
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "colorsys.py").write_text('"""xyzzy: a colorsys that shadows the standard one."""\n')
+    (extra / "sitecustomize.py").write_text(_HOSTILE_SITECUSTOMIZE)
+    env = {**os.environ, "PYTHONPATH": str(extra)}
+    seen = subprocess.run([sys.executable, "-c", "import calendar, colorsys, textwrap; "
+                           "print(calendar.__doc__, colorsys.__doc__, textwrap.__doc__)"],
+                          env=env, capture_output=True, text=True, check=True).stdout
+    assert seen.count("xyzzy") == 3  # the child sees all three stand-ins
+    hostile = corpus.documents_from(corpus.collect_texts(python_flags=(), env=env))
+    docs = corpus.offline_documents()
+    assert hostile == tuple(docs)
+    assert not any("xyzzy" in d for d in docs)
+    pinned = OFFLINE_CORPUS.get(platform.python_version())
+    if pinned is None:
+        pytest.skip(f"no pinned corpus for Python {platform.python_version()}")
+    assert (len(docs), corpus.fingerprint(docs)) == pinned
+
+
 # ----------------------------------------------------------------------------- documents
 
 
