@@ -27,7 +27,7 @@ from jax_bert import data, files, model
 from jax_bert.data import mlm_batches
 from jax_bert.errors import PeerLost, TrainingDiverged, peer_lost_message
 from jax_bert.model import BertConfig, body, hf_io
-from jax_bert.train import checkpoint, optim, recipe, sharding, teachers
+from jax_bert.train import checkpoint, optim, recipe, sharding, sources, teachers
 from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
 from jax_bert.train.logs import MetricsWriter
@@ -244,7 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     step started is committed whatever fails after it.
     """
     validate(config)
-    teachers.check_teachers_exist(config.distill)
+    sources.check_sources(config)  # teachers, tokenizer, datasets: everything missing named at once
     sharding.maybe_initialize_distributed(config.distributed)
     is_main = jax.process_index() == 0
     _prepare_workdir(workdir)

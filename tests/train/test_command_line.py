@@ -23,6 +23,7 @@ from jax_bert.train import loop as pretrain
 PRETRAIN = os.path.join(ROOT, "scripts", "pretrain.py")
 TINY = os.path.join(ROOT, "configs", "tiny.py")
 TINY_RIGL = os.path.join(ROOT, "configs", "tiny_rigl.py")
+RIGL80 = os.path.join(ROOT, "configs", "rigl80.py")
 
 
 @pytest.fixture
@@ -155,6 +156,65 @@ def test_only_recipe_keys_are_compared():
     new.data.source = "files"
     assert [k for k, _, _ in recipe.changed_recipe(old, new.to_dict())] == [
         "data.source", "sparsity.enabled", "sparsity.level"]
+
+
+@pytest.fixture
+def empty_hub_caches(tmp_path, monkeypatch):
+    """No Hugging Face model or dataset cached (the caches point at empty folders)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    return tmp_path
+
+
+def test_a_hub_config_offline_names_everything_missing_at_once(pretrain_script, empty_hub_caches, tmp_path,
+                                                                 monkeypatch):
+    """configs/rigl80.py with no network: the teacher, the tokenizer and both datasets in one line, before
+    any work and without asking the hub (HF_HUB_OFFLINE=1, as the tests run)."""
+    monkeypatch.chdir(tmp_path)  # no runs/bert_1mi here
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(pretrain, "prepare_data", lambda *a: pytest.fail("the data was prepared"))
+    code, line = pretrain_script("--config", RIGL80, "--workdir", str(tmp_path / "w"))
+    assert code == 1
+    for named in ("hub unreachable (HF_HUB_OFFLINE=1)", "teacher 'runs/bert_1mi': no such directory",
+                  "tokenizer 'bert-base-cased': not cached", "dataset 'wikimedia/wikipedia': not cached",
+                  "dataset 'bookcorpus/bookcorpus': not cached", "configs/bert_1mi.py",
+                  "--config.data.source=files --config.data.files="):
+        assert named in line, named
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_an_unanswering_hub_is_found_in_one_probe(monkeypatch):
+    from jax_bert.train import sources
+
+    for name in sources._OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert sources.hub_unreachable().startswith("http://127.0.0.1:9 did not answer within 3 s")
+
+
+def test_everything_cached_runs_offline_without_asking_the_hub(empty_hub_caches, monkeypatch):
+    from jax_bert.train import sources
+    from jax_bert.train.config import base_config
+
+    snapshot = empty_hub_caches / "hub" / "models--bert-base-cased" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "tokenizer.json").write_text("{}")
+    (empty_hub_caches / "hub" / "models--bert-base-cased" / "refs").mkdir()
+    (empty_hub_caches / "hub" / "models--bert-base-cased" / "refs" / "main").write_text("abc")
+    (empty_hub_caches / "datasets" / "wikimedia___wikipedia").mkdir(parents=True)
+    config = base_config()
+    config.tokenizer.name = "bert-base-cased"
+    config.data.update(source="hub", datasets=("wikimedia/wikipedia:20231101.en",))
+    for name in sources._OFFLINE_VARIABLES:
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setattr(sources, "hub_unreachable", lambda: "no network")
+    sources.check_sources(config)  # nothing missing
+    assert all(os.environ[name] == "1" for name in sources._OFFLINE_VARIABLES)  # the libraries read the caches
+    config.data.datasets = ("bookcorpus/bookcorpus",)
+    with pytest.raises(ValueError, match=r"\(no network\): dataset 'bookcorpus/bookcorpus': not cached\. Offline"):
+        sources.check_sources(config)
 
 @pytest.mark.slow
 def test_the_real_script_says_a_bad_key_and_a_stopped_run_in_one_line(tmp_path):
