@@ -438,5 +438,5 @@ def _loop(config, workdir: str, is_main: bool, prepared: Setup, manager, writer:
     finally:
         bar.close()
     result["step"] = step
-    log.info("%s", result)
+    log.debug("%s", result)  # the summary is printed by scripts/pretrain.py; the numbers are in eval_results.json
     return result

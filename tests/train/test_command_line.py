@@ -216,6 +216,23 @@ def test_everything_cached_runs_offline_without_asking_the_hub(empty_hub_caches,
     with pytest.raises(ValueError, match=r"\(no network\): dataset 'bookcorpus/bookcorpus': not cached\. Offline"):
         sources.check_sources(config)
 
+
+def test_the_end_of_a_run_says_what_it_wrote_and_where(straight):
+    from jax_bert.train import summary
+
+    result = {"status": "finished", "step": 8, "eval_loss": 6.1234567, "perplexity": 456.789,
+              "eval_mlm_accuracy": 0.05, "eval_blocks": 3}
+    text = summary.run_summary(result, straight, 8)
+    assert text.splitlines()[0] == f"finished: 8 steps in {straight}"
+    assert "final eval: loss 6.1235, perplexity 456.79, MLM accuracy 0.0500 over 3 validation blocks" in text
+    assert f"checkpoints: {straight}/checkpoints (steps 4, 8)" in text
+    assert f"Hugging Face export (BertForMaskedLM + tokenizer): {straight}/hf" in text
+    assert "{" not in text  # not a dict
+    stopped = summary.run_summary({"status": "stopped by SIGINT at step 4", "step": 4}, straight, 8)
+    assert stopped.splitlines()[0] == "stopped by SIGINT at step 4 of 8."
+    assert "Run the same command to resume" in stopped
+
+
 @pytest.mark.slow
 def test_the_real_script_says_a_bad_key_and_a_stopped_run_in_one_line(tmp_path):
     """The script itself, in a child process: its absl app, flags and cli wrapping, as a user runs it."""
