@@ -5,7 +5,7 @@
 Needs no network: the corpus is the Python standard library's docstrings and pydoc topics, the
 WordPiece vocabulary (8k) is trained on it and cached in the work directory. On a 2-core CPU it takes
 about 2 to 4 minutes; the MLM loss falls from about 9 to below 6 and the final evaluation prints a
-perplexity of about 230-260 on the held-out 5% (docs/benchmarks.md records runs).
+perplexity of about 220 (210-240; eval loss about 5.39) on the held-out 5% (docs/benchmarks.md records runs).
 """
 from jax_bert.train.config import base_config
 

@@ -4,7 +4,8 @@
     python scripts/convert.py --to_hf WORKDIR --out HF_DIR [--step N]
 
 --to_hf writes a directory that transformers' BertForMaskedLM.from_pretrained loads (with the
-tokenizer when the work directory has one); sparse models keep their zeros.
+tokenizer when the work directory has one); sparse models keep their zeros. A damaged checkpoint is named
+with the intact ones that --step can convert instead.
 """
 import argparse
 import sys
@@ -18,13 +19,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="Output directory.")
     parser.add_argument("--step", type=int, default=None, help="--to_hf: checkpoint step (default: latest).")
     args = parser.parse_args(argv)
+    from jax_bert import cli
     from jax_bert.train import convert
 
     try:
         out = convert.hf_to_workdir(args.from_hf, args.out) if args.from_hf else \
             convert.workdir_to_hf(args.to_hf, args.out, args.step)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {cli.describe(e)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -3,17 +3,30 @@
 Given a work directory that holds a checkpoint, the run resumes from it. On several hosts run the same
 command on each (see README: Multi-host). A bad command line is one line `error: ...` and exit status 2;
 a run that stops on an expected error (bad data, a damaged checkpoint, a full disk, divergence, a lost
-peer process) is one line `error: ...` and exit status 1.
+peer process) is one line `error: ...` and exit status 1. It ends with a short summary of what it wrote
+and where (process 0 only); the final evaluation is in WORKDIR/eval_results.json.
 """
 import logging
 import os
 
-from absl import app, flags
+# transformers' advice that PyTorch is not installed (it is not needed here) stays off the terminal.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-from jax_bert import cli
-from jax_bert.train import config as pretrain_config
+from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+
+from jax_bert import cli  # noqa: E402
+from jax_bert.train import config as pretrain_config  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Work directory (default: runs/<config name>).")
+
+
+class _PlainLines(logging.Formatter):
+    """Our log lines as they are (absl prefixes each with level, time, thread and file); warnings say so."""
+
+    def format(self, record):
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
 
 
 def parse(argv):
@@ -26,13 +39,17 @@ def main(argv):
     # Our progress at INFO; the libraries' (orbax logs every save) only when something is wrong.
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
-    from jax_bert.train import loop
+    absl_logging.get_absl_handler().setFormatter(_PlainLines("%(message)s"))
+    import jax
+
+    from jax_bert.train import loop, summary
 
     config = flags.FLAGS.config
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename.split(":")[0]))[0])
     result = cli.run(lambda: loop.run(config, workdir))
-    print({k: v for k, v in result.items() if k != "last_train"})
+    if jax.process_index() == 0:
+        print(summary.run_summary(result, workdir, config.train.steps), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
-"""Documents -> packed blocks of token ids (int32 [N, seq_len]), cached on disk as .npy."""
+"""Documents -> packed blocks of token ids (int32 [N, seq_len]), cached on disk as .npy.
+
+The cache's metadata carries checksums of the array's bytes (jax_bert/data/checksum.py), written when
+it is built and checked when it is opened; a cache whose bytes differ is named in a warning, moved
+aside (`.damaged`) and built again, like a truncated one. `verify_caches(cache_dir)` checks every
+cache of a directory in full (scripts/check_data_cache.py).
+"""
 from __future__ import annotations
 
 import contextlib
+import glob
 import itertools
 import json
 import logging
@@ -13,13 +20,15 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from jax_bert import files
+from jax_bert.data import checksum
 from jax_bert.data.documents import _hash, data_fingerprint, load_documents, normalize_spec
 from jax_bert.data.tokenizer import tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
 _TOKENIZE_CHUNK = 1000  # documents per batched tokenizer call
-_CACHE_FORMAT = 1  # bump when the block layout changes, so old caches are not reused
+_CACHE_FORMAT = 2  # bump when the block layout changes, so old caches are not reused (2: with checksums)
+DAMAGED_SUFFIX = ".damaged"
 
 
 def tokenize_to_blocks(documents: Iterable[str] | Callable[[], Iterable[str]], tokenizer,
@@ -50,15 +59,18 @@ def tokenize_to_blocks(documents: Iterable[str] | Callable[[], Iterable[str]], t
     if cached is None:
         docs = documents() if callable(documents) else documents
         _build_blocks(docs, tokenizer, int(seq_len), bool(pad_last), npy, meta_file)
-        cached = _read_cache(npy, meta_file, int(seq_len))
+        cached = _read_cache(npy, meta_file, int(seq_len), full_check=True)
+        if cached is None:
+            raise OSError(f"the data cache {npy} just written does not read back as written; check that disk "
+                          "(or choose another data_cache_dir)")
     blocks, meta = cached
     return (blocks, meta) if return_info else blocks
 
 
-def _read_cache(npy: str, meta_file: str, seq_len: int):
+def _read_cache(npy: str, meta_file: str, seq_len: int, full_check: bool | None = None):
     """(blocks memory-mapped, metadata), or None when there is no cache. A damaged one (a truncated
-    .npy, unreadable metadata, a shape the metadata does not give) is derived data: removed, with a
-    warning, and built again."""
+    .npy, unreadable metadata, a shape the metadata does not give, bytes that differ from the checksum
+    written with them) is derived data: named in a warning, moved aside and built again."""
     if not (os.path.exists(npy) and os.path.exists(meta_file)):
         return None
     try:
@@ -67,13 +79,41 @@ def _read_cache(npy: str, meta_file: str, seq_len: int):
         blocks = np.load(npy, mmap_mode="r")
         if blocks.shape != (meta["num_blocks"], seq_len) or blocks.dtype != np.int32:
             raise ValueError(f"shape {blocks.shape} {blocks.dtype}, metadata {meta}")
+        problem = checksum.verify(blocks, meta.get("checksum"), full=full_check)
+        if problem:
+            raise ValueError(problem)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("the data cache %s is damaged (%s); building it again", npy, " ".join(str(e).split())[:200])
-        for path in (npy, meta_file):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        moved = _set_aside(npy, meta_file)
+        log.warning("the data cache %s is damaged (%s); moved aside to %s, building it again", npy,
+                    " ".join(str(e).split())[:300], moved)
         return None
     return blocks, meta
+
+
+def _set_aside(npy: str, meta_file: str) -> str:
+    """Moves a damaged cache's files to NAME.damaged (replacing an older one); returns the .npy's new name."""
+    for path in (npy, meta_file):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, path + DAMAGED_SUFFIX)
+    return npy + DAMAGED_SUFFIX
+
+
+def verify_caches(cache_dir: str) -> list[tuple[str, str | None]]:
+    """(cache file, None or what is wrong) for every block cache in `cache_dir`, each checked in full; a
+    damaged one is moved aside (the next run builds it again)."""
+    out = []
+    for meta_file in sorted(glob.glob(os.path.join(cache_dir, "blocks-*.json"))):
+        npy = meta_file[:-len(".json")] + ".npy"
+        try:
+            with open(meta_file) as f:
+                seq_len = int(json.load(f)["seq_len"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seq_len = -1
+        problem = None
+        if _read_cache(npy, meta_file, seq_len, full_check=True) is None:
+            problem = f"damaged: moved aside to {npy + DAMAGED_SUFFIX}"
+        out.append((npy, problem))
+    return out
 
 
 def _special_id(tokenizer, name: str) -> int:
@@ -144,9 +184,11 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
         flat[kept:] = pad_id
         out.flush()
         del out, flat, stream
+        # From the bytes as written (read back), so that a check on open compares with what is on disk.
+        sums = checksum.checksums(np.load(tmp_npy, mmap_mode="r"))
         meta = {"num_blocks": n_blocks, "seq_len": seq_len, "num_tokens": kept,
                 "num_tokens_dropped": total - kept, "num_documents": n_docs,
-                "pad_last": pad_last}
+                "pad_last": pad_last, "checksum": sums}
         files.atomic_write_text(meta_file, json.dumps(meta))
         files.follow_umask(tmp_npy)  # mkstemp made it private; a shared cache is read by others
         os.replace(tmp_npy, npy)  # last: the .npy existing means the cache is complete

@@ -11,6 +11,15 @@ tokenizer, the packing and the MLM pretraining loop can be exercised end to end 
 The modules are imported in a child interpreter so that import-time side effects
 (readline hooks, signal handlers, stray prints, deprecation warnings) never touch the
 caller's process; GUI and joke modules are never imported at all.
+
+The corpus depends on the Python interpreter alone (its version and build), never on the
+packages installed beside it: the child runs isolated and without `site` (`-I -S`: no
+PYTHON* variables, no site-packages, no .pth hooks), and before collecting it keeps only the
+standard library's own directories on sys.path, the standard importers on sys.meta_path and
+the standard library's modules in sys.modules, so a package that shadows or monkey-patches a
+standard module (setuptools' `_distutils_hack` swaps `distutils` for its own copy) cannot
+change a document. Modules that a build tool vendors or a distribution ships separately
+(`distutils`, `ensurepip`, `venv`, `lib2to3`, `tkinter`, `site`) are left out altogether.
 """
 from __future__ import annotations
 
@@ -31,6 +40,10 @@ _SKIP_TOP_LEVEL = frozenset({
     "xxsubtype", "_testcapi", "_testinternalcapi", "_testbuffer", "_testmultiphase",
     "_testimportmultiple", "_testclinic", "_xxtestfuzz", "_ctypes_test", "xxlimited",
     "xxlimited_35", "_xxsubinterpreters", "_xxinterpchannels",
+    # Vendored or patched by build tools (setuptools' copy of distutils), split into separate
+    # packages by Linux distributions, or reading the environment (site, sitecustomize).
+    "distutils", "_distutils_hack", "setuptools", "pkg_resources", "pip", "site", "sitecustomize",
+    "usercustomize",
 })
 
 # A document packs consecutive paragraphs of one docstring up to this many characters; a
@@ -42,13 +55,56 @@ MAX_DOCUMENT_CHARS = 1500
 _MIN_DOCUMENT_CHARS = 40
 
 
+def _stdlib_dir() -> str:
+    return os.path.realpath(getattr(sys, "_stdlib_dir", None) or os.path.dirname(os.__file__))
+
+
+def _in_stdlib(path: str | None, stdlib: str) -> bool:
+    """Whether a file or sys.path entry is the standard library's own (its folder, lib-dynload, the
+    zipped stdlib), not a site-packages folder inside or beside it."""
+    if not path:
+        return False
+    real = os.path.realpath(path)
+    if "site-packages" in real.split(os.sep) or "dist-packages" in real.split(os.sep):
+        return False
+    zipped = os.path.join(os.path.realpath(sys.base_prefix), "lib",
+                          f"python{sys.version_info.major}{sys.version_info.minor}.zip")
+    return real == stdlib or real.startswith(stdlib + os.sep) or real == zipped
+
+
+def _standard_module(module, stdlib: str) -> bool:
+    spec = getattr(module, "__spec__", None)
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    return _in_stdlib(getattr(module, "__file__", None), stdlib)
+
+
+def _only_the_standard_library() -> None:
+    """Runs in the child first: whatever started the interpreter (a site-packages .pth hook, a
+    sitecustomize, PYTHONPATH when the child is run by hand), imports see the standard library only."""
+    import importlib.machinery
+
+    stdlib = _stdlib_dir()
+    sys.path[:] = [p for p in sys.path if _in_stdlib(p, stdlib)]
+    standard = (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter,
+                importlib.machinery.PathFinder)
+    sys.meta_path[:] = [f for f in sys.meta_path if f in standard or isinstance(f, standard)]
+    sys.path_importer_cache.clear()
+    for name in [n for n, m in list(sys.modules.items()) if n != "__main__" and not _standard_module(m, stdlib)]:
+        del sys.modules[name]
+
+
 def _collect_docstrings() -> list[str]:
     """Runs in the child interpreter: every docstring, in a deterministic order."""
+    _only_the_standard_library()
     import importlib
     import inspect
     import pkgutil
     import warnings
 
+    stdlib = _stdlib_dir()
     warnings.simplefilter("ignore")
     texts: list[str] = []
 
@@ -81,6 +137,8 @@ def _collect_docstrings() -> list[str]:
         try:
             module = _quiet_import(importlib, name)
         except BaseException:  # noqa: BLE001
+            continue
+        if not _standard_module(module, stdlib):  # a stand-in from outside the standard library
             continue
         add(module)
         for attr in sorted(getattr(module, "__all__", None) or dir(module)):
@@ -130,34 +188,57 @@ def _split_documents(texts: list[str]) -> list[str]:
     return documents
 
 
-@functools.cache
-def _offline_documents() -> tuple[str, ...]:
+# -I: isolated mode, the child sees neither PYTHON* variables nor the user's site; -S: no `site`,
+# so no site-packages and none of their .pth hooks.
+CHILD_FLAGS = ("-I", "-S")
+
+
+def collect_texts(python_flags: tuple[str, ...] = CHILD_FLAGS, env: dict | None = None) -> list[str]:
+    """Every docstring, collected by a child interpreter started with `python_flags` (and `env`: the
+    tests start one with a hostile environment to show that the texts do not depend on it)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "texts.json")
-        # -I: isolated mode, the child sees neither PYTHON* variables nor the user's site.
-        # The child runs this very file as a script (see the bottom), importing nothing
-        # but the standard library.
+        # The child runs this very file as a script (see the bottom), importing nothing but the
+        # standard library.
         proc = subprocess.run(
-            [sys.executable, "-I", os.path.abspath(__file__), out],
+            [sys.executable, *python_flags, os.path.abspath(__file__), out],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            timeout=300, check=False,
+            timeout=300, check=False, env=env,
         )
         if proc.returncode != 0 or not os.path.exists(out):
             raise RuntimeError(
                 "collecting standard-library docstrings failed in the child interpreter "
                 f"(exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
         with open(out, encoding="utf-8") as f:
-            texts = json.load(f)
+            return json.load(f)
+
+
+def documents_from(texts: list[str]) -> tuple[str, ...]:
     # Deduplicate whole texts first (many classes share an inherited docstring).
-    texts = list(dict.fromkeys(texts))
-    return tuple(_split_documents(texts))
+    return tuple(_split_documents(list(dict.fromkeys(texts))))
+
+
+@functools.cache
+def _offline_documents() -> tuple[str, ...]:
+    return documents_from(collect_texts())
+
+
+def fingerprint(documents) -> str:
+    """sha256 of the documents (each UTF-8, NUL-separated): what "the same corpus" means."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for doc in documents:
+        digest.update(doc.encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 def offline_documents() -> list[str]:
     """The offline corpus: a deterministic, de-duplicated list of English paragraphs.
 
-    Same Python version -> same list, byte for byte. A few MB; the first call takes a few
-    seconds (it imports the standard library in a child process), later calls are free.
+    Same Python interpreter (version and build) -> same list, byte for byte, whatever packages
+    are installed beside it. A few MB; the first call takes a few seconds (it imports the standard
+    library in a child process), later calls are free.
     """
     return list(_offline_documents())
 

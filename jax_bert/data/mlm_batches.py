@@ -115,7 +115,8 @@ def mask_batch(blocks: np.ndarray, rng: np.random.Generator | Sequence[np.random
         raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
     if blocks.size and (blocks.min() < 0 or blocks.max() >= vocab_size):
         raise ValueError(f"token ids must be in [0, vocab_size={vocab_size}), got "
-                         f"[{blocks.min()}, {blocks.max()}]: wrong tokenizer or vocab_size?")
+                         f"[{blocks.min()}, {blocks.max()}]: the blocks were not tokenized with this tokenizer, or "
+                         "their cache is damaged (python scripts/check_data_cache.py checks it).")
     if whole_word:
         if is_continuation is None:
             raise ValueError("whole_word=True needs is_continuation (build it with "

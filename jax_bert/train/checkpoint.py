@@ -277,6 +277,11 @@ def _steps(directory: str | os.PathLike) -> list[int]:
         reader.close()
 
 
+def all_steps(directory: str | os.PathLike) -> list[int]:
+    """The complete checkpoint steps in `directory`, oldest first."""
+    return _steps(directory)
+
+
 def latest_step(directory: str | os.PathLike) -> int | None:
     """The latest complete checkpoint step in `directory`, or None if there is none."""
     steps = _steps(directory)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 
 import ml_collections
@@ -146,6 +147,66 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _numbers(node, prefix: str = ""):
+    """(dotted key, value) of every number in a config, inside tuples and teacher dicts too."""
+    if isinstance(node, (dict, ml_collections.ConfigDict)):
+        for key in node.keys():
+            yield from _numbers(node[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, (tuple, list)):
+        for i, item in enumerate(node):
+            yield from _numbers(item, f"{prefix}[{i}]")
+    elif _is_number(node):
+        yield prefix, node
+
+
+def _check_finite(config: ml_collections.ConfigDict) -> None:
+    """NaN or inf anywhere is refused: every range check below compares, and NaN passes none of them
+    and fails none of them (a NaN learning rate would train until the loss is NaN)."""
+    bad = [f"{key}={value}" for key, value in _numbers(config) if not math.isfinite(value)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: every numeric value must be a finite number.")
+
+
+def _check_sparsity_ranges(s: ml_collections.ConfigDict) -> None:
+    """The levels are checked whether sparsity is on or not: a wrong one is wrong in any config."""
+    _check(_is_number(s.level) and 0 <= s.level < 1, "sparsity.level", "in [0, 1)", s.level)
+    _check(_is_number(s.overall) and s.overall < 1, "sparsity.overall", "in [0, 1) (or < 0: use level)",
+           s.overall)
+    _check(_is_number(s.gmp.target) and 0 < s.gmp.target < 1, "sparsity.gmp.target", "in (0, 1)", s.gmp.target)
+    _check(_is_number(s.rigl.drop_fraction) and 0 < s.rigl.drop_fraction < 1, "sparsity.rigl.drop_fraction",
+           "in (0, 1)", s.rigl.drop_fraction)
+    _check(_is_number(s.rigl.end_fraction) and 0 < s.rigl.end_fraction <= 1, "sparsity.rigl.end_fraction",
+           "in (0, 1]", s.rigl.end_fraction)
+
+
+# Keys a dense config (sparsity.enabled False) may set without effect: the mask seed, which the study sets
+# with train.seed for every row, dense ones included.
+_SPARSITY_KEYS_ANY_CONFIG = ("seed",)
+
+
+def _check_no_ignored_sparsity(s: ml_collections.ConfigDict) -> None:
+    """A dense config that sets a sparsity key would silently train dense: refused, naming the keys."""
+    if s.enabled:
+        return
+    defaults = base_config().sparsity.to_dict()
+    given = s.to_dict()
+    ignored = [f"sparsity.{key}={value!r}" for key, value in _flat(given).items()
+               if key != "enabled" and key not in _SPARSITY_KEYS_ANY_CONFIG and value != _flat(defaults).get(key)]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} would be ignored: sparsity.enabled is False. Add "
+                         f"--config.sparsity.enabled=True for a sparse run, or leave these keys at their defaults.")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks every key: each error names the key, the rule and what it got. Needs no data, devices or
     compilation, so a bad value fails before any work (scripts/pretrain.py runs it on the command line;
@@ -158,6 +219,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     missing = sorted(set(known.keys()) - set(config.keys()))
     if missing:
         raise ValueError(f"the config lacks {missing}; start a config file from jax_bert.train.config.base_config().")
+    _check_finite(config)
 
     t = config.train
     for key in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "eval_batch_size",
@@ -233,6 +295,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _check(_is_int(dist.process_id) and 0 <= dist.process_id < dist.num_processes, "distributed.process_id",
                f"in [0, {dist.num_processes})", dist.process_id)
 
+    _check_sparsity_ranges(config.sparsity)
+    _check_no_ignored_sparsity(config.sparsity)
     if config.sparsity.enabled:
         sparse_config.sparsity_spec(config.sparsity)
         sparse_config.gmp_steps(config.sparsity, t.steps)  # first: it also refuses RigL and GMP together

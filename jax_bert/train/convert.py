@@ -39,13 +39,35 @@ def workdir_to_hf(workdir: str, out_dir: str, step: int | None = None) -> str:
         raise ValueError(f"{workdir} has no bert_config.json: it is not a work directory of ours.")
     with open(config_file) as f:
         config = BertConfig(**json.load(f))
-    params = checkpoint.restore_params_only(os.path.join(workdir, "checkpoints"), step)
+    params = _params_or_the_intact_ones(os.path.join(workdir, "checkpoints"), step)
     tokenizer = None
     if os.path.isdir(os.path.join(workdir, "tokenizer")):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(os.path.join(workdir, "tokenizer"))
     return hf_io.save_hf(config, params, out_dir, tokenizer=tokenizer)
+
+
+def _params_or_the_intact_ones(directory: str, step: int | None):
+    """The params of checkpoint `step` (default the latest). When that checkpoint is damaged, the error
+    names the damage and the intact checkpoints that --step could use instead (nothing is moved: a
+    conversion only reads)."""
+    try:
+        return checkpoint.restore_params_only(directory, step)
+    except checkpoint.CheckpointDamaged as damaged:
+        intact = []
+        for other in sorted((s for s in checkpoint.all_steps(directory) if s != damaged.step), reverse=True):
+            try:
+                checkpoint.restore_params_only(directory, other)
+                intact.append(other)
+            except checkpoint.CheckpointDamaged:
+                continue
+        if intact:
+            advice = (f"intact: {', '.join(map(str, intact))}; rerun with --step {intact[0]} to convert the newest "
+                      f"intact one")
+        else:
+            advice = "no other checkpoint is intact: nothing here can be converted"
+        raise checkpoint.CheckpointDamaged(damaged.directory, damaged.step, f"{damaged.reason}; {advice}") from None
 
 
 def _copy_tokenizer(hf_dir: str, out_dir: str) -> None:

@@ -27,7 +27,7 @@ from jax_bert import data, files, model
 from jax_bert.data import mlm_batches
 from jax_bert.errors import PeerLost, TrainingDiverged, peer_lost_message
 from jax_bert.model import BertConfig, body, hf_io
-from jax_bert.train import checkpoint, optim, sharding, teachers
+from jax_bert.train import checkpoint, optim, recipe, sharding, sources, teachers
 from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
 from jax_bert.train.logs import MetricsWriter
@@ -244,11 +244,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     step started is committed whatever fails after it.
     """
     validate(config)
-    teachers.check_teachers_exist(config.distill)
+    sources.check_sources(config)  # teachers, tokenizer, datasets: everything missing named at once
     sharding.maybe_initialize_distributed(config.distributed)
     is_main = jax.process_index() == 0
     _prepare_workdir(workdir)
     with _workdir_lock(workdir, enabled=is_main):
+        recipe.check_resume(workdir, config.to_dict())  # before any data work on a changed recipe
         return _run(config, workdir, is_main)
 
 
@@ -318,7 +319,7 @@ def _run(config, workdir: str, is_main: bool) -> dict[str, Any]:
         else:
             state, start = program.init_state(prepared.init_params), 0
         if is_main:
-            files.atomic_write_json(os.path.join(workdir, "config.json"), config.to_dict())
+            recipe.record_start(workdir, config.to_dict(), start)  # config.json, and one line of its history
             model_config.save(workdir)
             if config.tokenizer.name or config.distill.teachers:  # a trained vocab is already cached there
                 tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
@@ -437,5 +438,5 @@ def _loop(config, workdir: str, is_main: bool, prepared: Setup, manager, writer:
     finally:
         bar.close()
     result["step"] = step
-    log.info("%s", result)
+    log.debug("%s", result)  # the summary is printed by scripts/pretrain.py; the numbers are in eval_results.json
     return result

@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 
 from jax_bert import files
-from jax_bert.train import loop, optim, schedules, sharding, teachers
+from jax_bert.train import loop, optim, schedules, sharding, sources
 from jax_bert.train.config import validate
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, min_lr: float = 1e-5
     lr_schedule = schedules.lr_range(min_lr, max_lr, steps, mode)  # bad settings fail before any work
     _check_window(window)
     _check_fraction(eval_fraction)
-    teachers.check_teachers_exist(config.distill)
+    sources.check_sources(config)
     sharding.maybe_initialize_distributed(config.distributed)
     os.makedirs(workdir, exist_ok=True)
     test_config = range_test_config(config)

@@ -55,26 +55,6 @@ def teacher_path(entry) -> str:
     return entry if isinstance(entry, str) else str(dict(entry)["path"])
 
 
-def check_teachers_exist(cfg) -> None:
-    """Every teacher is a local directory or a model on the Hugging Face hub: checked first, so that a
-    missing teacher is named as such before any work (not reported as a missing tokenizer)."""
-    for entry in cfg.teachers:
-        path = teacher_path(entry)
-        if os.path.isdir(os.path.expanduser(path)):
-            continue
-        could_be_hub_name = not path.startswith((".", "/", "~")) and path.count("/") <= 1
-        problem = "does not exist"
-        if could_be_hub_name:
-            try:
-                hf_io.resolve_hf_dir(path)
-                continue
-            except hf_io.CheckpointError as e:
-                cause = e.__cause__ or e
-                problem = (f"does not exist (no such directory, and no Hugging Face hub model of that name: "
-                           f"{type(cause).__name__})")
-        raise ValueError(f"teacher {path!r} {problem}. To get one, {HOW_TO_GET_A_TEACHER}.")
-
-
 def tokenizer_source(path: str) -> str:
     """Where a teacher's tokenizer is: our work directory's tokenizer/ (or its hf/ export), a Hugging
     Face directory itself, or the hub name."""

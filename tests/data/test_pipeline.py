@@ -28,6 +28,59 @@ def test_offline_corpus_is_real_text_and_deterministic():
     assert corpus.offline_documents() == docs
 
 
+# The offline corpus of the interpreter the suite runs on (CI's lanes share it): document count and
+# corpus.fingerprint. Another Python version or build has another standard library, so another corpus.
+OFFLINE_CORPUS = {"3.11.7": (5156, "2fa10c1f3aff9a69428a9c3f7702740ef2b24ad93f9be4e77244e3384159cf1c")}
+
+_HOSTILE_SITECUSTOMIZE = """
+import importlib.abc, importlib.util, sys, types
+
+# As setuptools' _distutils_hack does for distutils: a module swapped in sys.modules...
+fake = types.ModuleType("textwrap")
+fake.__doc__ = "xyzzy: a textwrap that some installed package put in sys.modules."
+sys.modules["textwrap"] = fake
+
+# ... and a finder first on sys.meta_path that serves its own copy of a standard module.
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "calendar" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.__doc__ = "xyzzy: a calendar served by an installed package's import hook."
+
+sys.meta_path.insert(0, Finder())
+"""
+
+
+def test_the_offline_corpus_does_not_depend_on_installed_packages(tmp_path):
+    """The corpus collected as a run collects it, and by a child started with site-packages and a
+    PYTHONPATH holding a module that shadows a standard one and a sitecustomize that patches two more:
+    the same documents. (pip installing the test extra upgrades setuptools, whose import hook replaced
+    distutils: 5188 documents became 5176.)"""
+    import platform
+    import subprocess
+    import sys
+
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "colorsys.py").write_text('"""xyzzy: a colorsys that shadows the standard one."""\n')
+    (extra / "sitecustomize.py").write_text(_HOSTILE_SITECUSTOMIZE)
+    env = {**os.environ, "PYTHONPATH": str(extra)}
+    seen = subprocess.run([sys.executable, "-c", "import calendar, colorsys, textwrap; "
+                           "print(calendar.__doc__, colorsys.__doc__, textwrap.__doc__)"],
+                          env=env, capture_output=True, text=True, check=True).stdout
+    assert seen.count("xyzzy") == 3  # the child sees all three stand-ins
+    hostile = corpus.documents_from(corpus.collect_texts(python_flags=(), env=env))
+    docs = corpus.offline_documents()
+    assert hostile == tuple(docs)
+    assert not any("xyzzy" in d for d in docs)
+    pinned = OFFLINE_CORPUS.get(platform.python_version())
+    if pinned is None:
+        pytest.skip(f"no pinned corpus for Python {platform.python_version()}")
+    assert (len(docs), corpus.fingerprint(docs)) == pinned
+
+
 # ----------------------------------------------------------------------------- documents
 
 
@@ -278,6 +331,66 @@ def test_block_cache_hit_is_identical_fast_and_keyed(tokenizer, docs, tmp_path):
     assert other.shape[1] == 16
     assert len([f for f in os.listdir(tmp_path) if f.endswith(".npy")]) == 2
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
+
+
+def _flip(npy: str, offset_in_data: int, value: int) -> None:
+    """Writes int32 `value` at element `offset_in_data` of a cached .npy, in place: its size is unchanged."""
+    array = np.load(npy, mmap_mode="r+")
+    array.reshape(-1)[offset_in_data] = value
+    array.flush()
+    del array
+
+
+def test_a_cache_whose_bytes_changed_is_named_moved_aside_and_rebuilt(tokenizer, docs, tmp_path, caplog):
+    build = lambda: data.tokenize_to_blocks(docs[:200], tokenizer, 32, cache_dir=str(tmp_path),  # noqa: E731
+                                            cache_key_parts=["flip"])
+    first = np.array(build())
+    (npy,) = [str(p) for p in tmp_path.glob("blocks-*.npy")]
+    meta = json.loads(open(npy[:-4] + ".json").read())
+    assert meta["checksum"]["algorithm"] == "crc32" and meta["checksum"]["num_bytes"] == first.nbytes
+    _flip(npy, 100, int(first.reshape(-1)[100]) + 1)  # a valid token id: it would train silently
+    size = os.path.getsize(npy)
+    caplog.set_level("WARNING", logger="jax_bert")
+    again = build()
+    warned = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(warned) == 1 and "bytes differ from the checksum written with them" in warned[0]
+    assert f"moved aside to {npy}.damaged, building it again" in warned[0]
+    np.testing.assert_array_equal(again, first)  # built again from the documents
+    assert os.path.getsize(npy + ".damaged") == size and os.path.exists(npy[:-4] + ".json.damaged")
+
+
+def test_a_large_cache_is_sampled_on_open_and_checked_whole_on_demand(tokenizer, docs, tmp_path, monkeypatch,
+                                                                     caplog, capsys):
+    import importlib.util
+
+    from jax_bert.data import checksum
+
+    monkeypatch.setattr(checksum, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(checksum, "FULL_CHECK_BYTES", 0)  # every cache counts as large
+    monkeypatch.setattr(checksum, "SAMPLED_CHUNKS", 2)
+    blocks = np.array(data.tokenize_to_blocks(docs[:200], tokenizer, 32, cache_dir=str(tmp_path),
+                                              cache_key_parts=["big"]))
+    (npy,) = [str(p) for p in tmp_path.glob("blocks-*.npy")]
+    n_chunks = -(-blocks.nbytes // 256)
+    assert n_chunks > 20
+    recorded = json.loads(open(npy[:-4] + ".json").read())["checksum"]
+    middle = (n_chunks // 2) * 64  # an int32 inside the middle chunk
+    _flip(npy, middle, 10**6)  # out of any vocabulary
+    # Sampled: the first and last chunk and 2 others. Whole: found, wherever it is.
+    assert checksum.verify(np.load(npy, mmap_mode="r"), recorded, full=True).startswith(
+        "its bytes differ from the checksum written with them (1 of")
+    _flip(npy, blocks.size - 1, 10**6)  # in the last chunk, which every open checks
+    assert "bytes differ" in checksum.verify(np.load(npy, mmap_mode="r"), recorded)
+    # On demand, the script: every byte of every cache, one line each, exit 1.
+    spec = importlib.util.spec_from_file_location("check_data_cache", os.path.join(
+        os.path.dirname(__file__), "..", "..", "scripts", "check_data_cache.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--cache_dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.strip() == f"{npy}: damaged: moved aside to {npy}.damaged"
+    assert script.main(["--cache_dir", str(tmp_path)]) == 0  # nothing left to check
+    assert "holds no data cache" in capsys.readouterr().out
 
 
 def test_too_few_tokens_for_one_block_is_an_error(tokenizer, tmp_path):

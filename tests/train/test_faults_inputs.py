@@ -26,6 +26,12 @@ from jax_bert.train import loop as pretrain
     ("mesh.data", 0, "mesh.data must be"),
     ("optim.schedule", "cosine", "schedule must be one of"),
     ("model.hidden_dropout_prob", 1.0, "model.hidden_dropout_prob must be in"),
+    ("optim.learning_rate", float("nan"), "optim.learning_rate=nan: every numeric value must be a finite number"),
+    ("distill.factor_end", float("inf"), "distill.factor_end=inf: every numeric value must be a finite"),
+    ("data.validation_fraction", float("-inf"), "data.validation_fraction=-inf: every numeric"),
+    # Out-of-range sparsity levels on a dense config: wrong whether sparsity is on or not.
+    ("sparsity.level", 1.5, r"sparsity.level must be in \[0, 1\), got 1.5"),
+    ("sparsity.overall", 1.0, r"sparsity.overall must be in \[0, 1\)"),
 ])
 def test_bad_config_values_fail_before_any_work(cache_dir, tmp_path, key, value, message):
     config = tiny_config(cache_dir)
@@ -34,6 +40,36 @@ def test_bad_config_values_fail_before_any_work(cache_dir, tmp_path, key, value,
     with pytest.raises(ValueError, match=message):
         pretrain.run(config, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w")  # refused before the work directory, data or compilation
+
+
+def test_a_nan_anywhere_is_named_also_inside_a_teacher_entry(cache_dir, tmp_path):
+    config = tiny_config(cache_dir)
+    config.distill.teachers = ({"path": "runs/tiny", "weight": float("nan")},)
+    with pytest.raises(ValueError, match=r"distill.teachers\[0\].weight=nan: every numeric value"):
+        pretrain.run(config, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+@pytest.mark.parametrize("change,named", [
+    (lambda s: s.update(level=0.5), "sparsity.level=0.5"),
+    (lambda s: s.rigl.update(enabled=True), "sparsity.rigl.enabled=True"),
+    (lambda s: s.gmp.update(target=0.6, prune_period=2), "sparsity.gmp.prune_period=2, sparsity.gmp.target=0.6"),
+])
+def test_a_sparsity_key_on_a_dense_config_is_an_error_not_a_dense_run(cache_dir, tmp_path, change, named):
+    config = tiny_config(cache_dir)
+    change(config.sparsity)
+    with pytest.raises(ValueError, match=f"{named} would be ignored: sparsity.enabled is False"):
+        pretrain.run(config, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_a_dense_config_may_set_the_mask_seed(cache_dir):
+    """The study sets sparsity.seed with train.seed on every row, its dense teacher included."""
+    from jax_bert.train.config import validate
+
+    config = tiny_config(cache_dir)
+    config.sparsity.seed = 3
+    validate(config)
 
 
 def test_sparsity_rules_are_checked_on_the_model_shapes_before_the_data(cache_dir, tmp_path, monkeypatch):
@@ -93,15 +129,34 @@ def test_distilling_without_a_tokenizer_takes_the_teachers(cache_dir, tmp_path, 
 
 
 def test_a_damaged_data_cache_is_rebuilt(cache_dir, tmp_path, caplog):
+    """The validation cache cut short; in the training cache one token id changed to another valid one (it
+    would train silently on it) and one to an id past the vocabulary (it would blame the tokenizer), its
+    size unchanged. Both are named, moved aside and built again: the run is the one an intact cache gives."""
+    import json
+
+    import numpy as np
+
     cache = str(tmp_path / "cache")
     config = tiny_config(cache, steps=2)
     pretrain.run(config, str(tmp_path / "a"))
     for npy in glob.glob(os.path.join(cache, "blocks-*.npy")):
-        with open(npy, "r+b") as f:
-            f.truncate(os.path.getsize(npy) // 3)
+        with open(npy[:-4] + ".json") as f:
+            validation = json.load(f)["pad_last"]
+        if validation:
+            with open(npy, "r+b") as f:
+                f.truncate(os.path.getsize(npy) // 3)
+        else:
+            blocks = np.load(npy, mmap_mode="r+")
+            blocks[0, 5] = (blocks[0, 5] + 1) % 600
+            blocks[-1, -1] = 10**6
+            blocks.flush()
+            del blocks
     caplog.set_level("WARNING", logger="jax_bert")
     pretrain.run(config, str(tmp_path / "b"))
-    assert sum("is damaged" in r.getMessage() and "building it again" in r.getMessage() for r in caplog.records) == 2
+    warned = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(warned) == 2 and all("moved aside to" in w and "building it again" in w for w in warned)
+    assert sum("bytes differ from the checksum written with them" in w for w in warned) == 1
+    assert len(glob.glob(os.path.join(cache, "blocks-*.npy.damaged"))) == 2
     assert losses(str(tmp_path / "a")) == losses(str(tmp_path / "b"))
 
 

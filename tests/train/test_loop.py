@@ -115,6 +115,8 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_checkpoint(cache_dir,
         sigterm_after_step(m, 4)
         pretrain.run(tiny_config(cache_dir, steps=12), workdir)  # a good checkpoint at 4
     config.optim.update(learning_rate=1e30)
+    # A resume refuses a changed learning rate by the run's config.json; without it, the diverging resume runs.
+    os.remove(os.path.join(workdir, "config.json"))
     with pytest.raises(pretrain.TrainingDiverged,
                        match=r"step \d+: .*(nan|inf).*The last checkpoint, step 4, is intact"):
         pretrain.run(config, workdir)
