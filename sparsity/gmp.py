@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsity.masks import _check_structure, _is_none
+from sparsity.masks import check_structure, is_none
 from sparsity.schedule import MaskUpdate, is_update_step
 from sparsity.selection import smallest
 
@@ -112,8 +112,8 @@ def gmp_masks(weights, masks, n_keep):
     sparse tensors, ties by the lowest index) are switched off so that exactly `n_keep` stay on
     (nothing changes when `n_keep` is at least the active count). Masks of dense params stay None.
     Masked-off weights of the input need not be 0."""
-    _check_structure(masks, weights, "params")
-    treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+    check_structure(masks, weights, "params")
+    treedef = jax.tree_util.tree_structure(masks, is_leaf=is_none)
     ms, ws = treedef.flatten_up_to(masks), treedef.flatten_up_to(weights)
     idx = [i for i, m in enumerate(ms) if m is not None]
     for i in idx:

@@ -2,7 +2,7 @@
 
 A *mask tree* has exactly the structure of the param tree, with a bool array (True = weight
 kept) where a param is sparse and ``None`` where it is dense. ``None`` is an empty pytree
-node for JAX, so every tree map over (masks, params) here passes ``is_leaf=_is_none`` with the
+node for JAX, so every tree map over (masks, params) here passes ``is_leaf=is_none`` with the
 mask tree first: the mask tree then decides the structure and the param subtree at a ``None``
 position is handed over whole.
 
@@ -61,7 +61,7 @@ class SparsitySpec(NamedTuple):
     method: str = "fixed_fan_in"
 
 
-def _is_none(x) -> bool:
+def is_none(x) -> bool:
     return x is None
 
 
@@ -73,7 +73,7 @@ def path_str(key_path) -> str:
 def named_leaves(tree, *, keep_none: bool = False) -> list[tuple[str, Any]]:
     """[(path, leaf)] in tree-flatten order; with keep_none, None leaves are listed too."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(
-        tree, is_leaf=_is_none if keep_none else None)
+        tree, is_leaf=is_none if keep_none else None)
     return [(path_str(p), leaf) for p, leaf in leaves]
 
 
@@ -144,8 +144,8 @@ def full_masks(params, rules):
     return map_with_path(lambda path, leaf: jnp.ones(jnp.shape(leaf), bool) if path in matched else None, params)
 
 
-def _check_structure(masks, params, what: str):
-    ms = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+def check_structure(masks, params, what: str):
+    ms = jax.tree_util.tree_structure(masks, is_leaf=is_none)
     try:
         # Raises if params is not the mask tree with subtrees at the leaves.
         ms.flatten_up_to(params)
@@ -157,11 +157,11 @@ def _check_structure(masks, params, what: str):
 
 def apply_masks(params, masks):
     """Zero the masked-off weights of the sparse params; dense params pass through."""
-    _check_structure(masks, params, "params")
+    check_structure(masks, params, "params")
 
     def f(m, p):
         if m is None:
             return p
         return jnp.where(m, p, jnp.zeros((), p.dtype))
 
-    return jax.tree.map(f, masks, params, is_leaf=_is_none)
+    return jax.tree.map(f, masks, params, is_leaf=is_none)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sparsity.masks import _check_structure, _is_none
+from sparsity.masks import check_structure, is_none
 from sparsity.schedule import MaskUpdate, is_update_step
 from sparsity.selection import group_counts, smallest
 
@@ -72,7 +72,7 @@ class RiglSchedule(NamedTuple):
         regrown weights start again from 0 (and from zero moments with reset_moments)."""
         masks, regrown = rigl_masks(weights, masks, grads, self.fraction(count), mode=self.mode,
                                     reinit_when_same=self.reinit_when_same)
-        keep = jax.tree.map(lambda m, r: None if m is None else m & ~r, masks, regrown, is_leaf=_is_none)
+        keep = jax.tree.map(lambda m, r: None if m is None else m & ~r, masks, regrown, is_leaf=is_none)
         if self.reset_moments:
             inner_state = reset_moments(inner_state, regrown)
         return MaskUpdate(masks, keep, inner_state)
@@ -134,9 +134,9 @@ def rigl_masks(weights, masks, grads, drop_frac, *, mode: str = "global",
     """
     if mode not in MODES:
         raise ValueError(f"unknown RigL mode {mode!r}; use one of {MODES}")
-    _check_structure(masks, weights, "params")
-    _check_structure(masks, grads, "grads")
-    treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+    check_structure(masks, weights, "params")
+    check_structure(masks, grads, "grads")
+    treedef = jax.tree_util.tree_structure(masks, is_leaf=is_none)
     ms = treedef.flatten_up_to(masks)
     ws = treedef.flatten_up_to(weights)
     gs = treedef.flatten_up_to(grads)
@@ -158,7 +158,7 @@ def rigl_masks(weights, masks, grads, drop_frac, *, mode: str = "global",
 
 def no_regrowth(masks):
     """All-False regrown-mask tree (None for dense params): the 'no update' branch."""
-    return jax.tree.map(lambda m: None if m is None else jnp.zeros_like(m), masks, is_leaf=_is_none)
+    return jax.tree.map(lambda m: None if m is None else jnp.zeros_like(m), masks, is_leaf=is_none)
 
 
 def maybe_rigl_masks(pred, weights, masks, grads, drop_frac, *, mode: str = "global",
@@ -190,9 +190,9 @@ def reset_moments(opt_state, regrown_masks):
     def fix(node):
         if not isinstance(node, optax.ScaleByAdamState):
             return node
-        _check_structure(regrown_masks, node.mu, "Adam's mu")
-        mu = jax.tree.map(zero, regrown_masks, node.mu, is_leaf=_is_none)
-        nu = jax.tree.map(zero, regrown_masks, node.nu, is_leaf=_is_none)
+        check_structure(regrown_masks, node.mu, "Adam's mu")
+        mu = jax.tree.map(zero, regrown_masks, node.mu, is_leaf=is_none)
+        nu = jax.tree.map(zero, regrown_masks, node.nu, is_leaf=is_none)
         return node._replace(mu=mu, nu=nu)
 
     return jax.tree.map(fix, opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsity.masks import _check_structure, _is_none, named_leaves
+from sparsity.masks import check_structure, is_none, named_leaves
 
 
 class TensorStats(NamedTuple):
@@ -48,8 +48,8 @@ def sparsity_stats(params_or_masks, masks=None) -> Stats:
         for path, x in named_leaves(params_or_masks):
             per[path] = _ts(int(jnp.count_nonzero(x)), int(np.prod(jnp.shape(x))))
     else:
-        _check_structure(masks, params_or_masks, "params")
-        treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+        check_structure(masks, params_or_masks, "params")
+        treedef = jax.tree_util.tree_structure(masks, is_leaf=is_none)
         leaves = treedef.flatten_up_to(params_or_masks)
         for (path, m), x in zip(named_leaves(masks, keep_none=True), leaves):
             if m is None:
@@ -118,8 +118,8 @@ def density_chart(stats: Stats, *, only_sparse: bool = True) -> np.ndarray:
 
 def masked_nonzero(params, masks) -> int:
     """Number of masked-off weights that are not exactly 0 (the invariant says 0)."""
-    _check_structure(masks, params, "params")
-    treedef = jax.tree_util.tree_structure(masks, is_leaf=_is_none)
+    check_structure(masks, params, "params")
+    treedef = jax.tree_util.tree_structure(masks, is_leaf=is_none)
     total = 0
     for m, p in zip(treedef.flatten_up_to(masks), treedef.flatten_up_to(params)):
         if m is not None:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sparsity.masks import _is_none, apply_masks
+from sparsity.masks import apply_masks, is_none
 from sparsity.schedule import MaskSchedule, MaskUpdate
 
 
@@ -76,7 +76,7 @@ def _zero_outside(updates, params, keep):
     def f(k, u, p):
         return u if k is None else jnp.where(k, u, -p.astype(u.dtype))
 
-    return jax.tree.map(f, keep, updates, params, is_leaf=_is_none)
+    return jax.tree.map(f, keep, updates, params, is_leaf=is_none)
 
 
 def find_state(opt_state) -> SparseState | None:
