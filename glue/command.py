@@ -28,6 +28,8 @@ _TEST_PREDICTIONS = flags.DEFINE_boolean("test_predictions", False, "Also predic
 _REPORT_ONLY = flags.DEFINE_boolean("report_only", False, "Only rebuild the tables from the --out directories.")
 _CSV = flags.DEFINE_string("csv", None, "With --report_only: also write the table as CSV here.")
 _NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bars.")
+_FRESH = flags.DEFINE_boolean("fresh", False, "Start --out afresh: results already there (of this or another "
+                              "checkpoint) are moved aside to OUT.replaced-N, not deleted.")
 _HPARAMS = flags.DEFINE_string("hparams", None, "A search's chosen values: OUT/hparams of a --search run or one "
                                "TASK.json in it; they replace the config's for the tasks they name.")
 
@@ -76,7 +78,8 @@ def main(argv):
     return run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value, tasks=_TASKS.value,
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,
-                    progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value)
+                    progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value,
+                    fresh=_FRESH.value)
 
 
 def run_command() -> None:

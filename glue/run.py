@@ -31,11 +31,15 @@ Outputs in --out (each replaced atomically after every task, so a later failure 
     submission/*.tsv                  GLUE benchmark files of the best seed (--test_predictions)
     errors/TASK.txt                   the traceback of a task that failed
     glue_config.json                  the config and each task's resolved settings
+    checkpoint.json                   the checkpoint these results belong to: its path and a fingerprint of
+                                      its config and weights; another checkpoint's run into this directory
+                                      is refused (--fresh moves the results aside to OUT.replaced-N first)
     hparams/TASK.json                 with --search: the chosen values and every member's score (glue/search.py)
     hparams_used.json                 the searched values (--search or --hparams) each task's runs used
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -51,9 +55,9 @@ from glue import finetune, metrics, report, search_config
 from glue import search as hp_search
 from glue.tasks import get_task, parse_tasks
 from jax_bert import files
-from jax_bert.finetune import batching, engine
+from jax_bert.finetune import batching, engine, identity
 from jax_bert.finetune.seeds import resolve_seed_loop
-from jax_bert.model import body
+from jax_bert.model import body, hf_io
 
 # ------------------------------------------------------------------ config
 
@@ -78,15 +82,28 @@ def task_settings(config, task: str, seeds: int | None = None):
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
+@dataclasses.dataclass
+class Checkpoint:
+    """A checkpoint loaded for fine-tuning: the model, its tokenizer, the table's extras
+    ({"perplexity", "eval_loss"} from DIR/eval_results.json of a work directory), the model's name and
+    its identity (jax_bert.finetune.identity: path and fingerprint of config and weights)."""
+    config: object
+    params: dict
+    tokenizer: object
+    extras: dict
+    name: str
+    identity: dict
+
+
 def load_checkpoint(path: str, **config_overrides):
-    """(BertConfig, params, tokenizer, extras, model name) from an HF BERT dir or a work dir.
+    """(BertConfig, params, tokenizer, extras, model name) from an HF BERT dir or a work dir
+    (`load_model`, without the identity)."""
+    c = load_model(path, **config_overrides)
+    return c.config, c.params, c.tokenizer, c.extras, c.name
 
-    extras: {"perplexity", "eval_loss"} from DIR/eval_results.json when DIR is a work directory.
-    """
-    from transformers import AutoTokenizer
 
-    from jax_bert.model import hf_io
-
+def load_model(path: str, **config_overrides) -> Checkpoint:
+    """The checkpoint at `path`: a Hugging Face BERT directory or one of our work directories."""
     root = Path(path)
     extras = {}
     if (root / "hf" / "config.json").is_file():
@@ -102,6 +119,13 @@ def load_checkpoint(path: str, **config_overrides):
             raise ValueError(f"--checkpoint {path} is not a directory; give a Hugging Face BERT "
                              "directory or a pretraining work directory (holding hf/).")
         hf_dir = hf_io.resolve_hf_dir(str(path))
+    config, params, tokenizer = _load_hf_dir(hf_dir, **config_overrides)
+    return Checkpoint(config, params, tokenizer, extras, root.name or str(path), identity.hf_identity(path, hf_dir))
+
+
+def _load_hf_dir(hf_dir: str, **config_overrides):
+    from transformers import AutoTokenizer
+
     config, params = hf_io.load_hf(hf_dir, **config_overrides)
     if not any(os.path.isfile(os.path.join(hf_dir, f)) for f in TOKENIZER_FILES):
         raise ValueError(
@@ -115,8 +139,7 @@ def load_checkpoint(path: str, **config_overrides):
     if len(tokenizer) > config.vocab_size:
         raise ValueError(f"the tokenizer in {hf_dir} has {len(tokenizer)} tokens but the model's "
                          f"vocabulary is {config.vocab_size}: they do not belong together.")
-    name = root.name or str(path)
-    return config, params, tokenizer, extras, name
+    return config, params, tokenizer
 
 
 # ------------------------------------------------------------------ one task
@@ -226,6 +249,11 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _has_results(out: Path) -> bool:
+    """`out` holds results of a fine-tuning run (runs or a search's choices)."""
+    return (out / report.RESULTS_FILE).is_file() or (out / "hparams").is_dir()
+
+
 def _has_runs(out: Path, task: str, n_seeds: int) -> bool:
     """results.json in `out` holds seeds 0..n_seeds-1 of `task` (ok or failed)."""
     if not (out / report.RESULTS_FILE).is_file():
@@ -242,14 +270,16 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
          tasks: str | Sequence[str] = "all", data_dir: str | None = None,
          out: str | os.PathLike | Sequence[str] | None = None, model_name: str | None = None,
          test_predictions: bool = False, report_only: bool = False, csv: str | None = None,
-         progress: bool = True, search=None, hparams: str | None = None) -> int:
+         progress: bool = True, search=None, hparams: str | None = None, fresh: bool = False) -> int:
     """Fine-tunes `checkpoint` on `tasks` with `config` (a glue.config ConfigDict) into `out`, or with
     report_only rebuilds the tables of the `out` directories. Returns the exit status: 0 ok, 1 a task
     failed, 2 bad input (reported as one line `error: ...` on stderr, before any task runs).
 
     search: a glue.search_config ConfigDict: each task's hyper-parameters are searched first
     (glue/search.py), then the chosen ones run as below. hparams: a search's hparams file or directory,
-    whose values replace the config's for the tasks it has."""
+    whose values replace the config's for the tasks it has. fresh: an --out holding results (of this
+    or another checkpoint) is moved aside to OUT.replaced-N first; without it, an --out of another
+    checkpoint is refused (jax_bert.finetune.identity)."""
     outs = [out] if isinstance(out, (str, os.PathLike)) else list(out or [])
     if report_only:
         if not outs:
@@ -279,18 +309,19 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
         batching.bucket_lengths(128, int(config.length_buckets))  # so does a bucket count below 1
         if data_dir is not None and not os.path.isdir(data_dir):
             raise ValueError(f"--data_dir {data_dir} is not a directory.")
-        bert_config, params, tokenizer, extras, name = load_checkpoint(
-            checkpoint, dtype=config.dtype, scan_layers=bool(config.scan_layers),
-            remat=bool(config.remat))
-    except ValueError as e:  # includes CheckpointError and GlueDataError
-        return _fail(str(e))
-
-    model = model_name or name
-    out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:  # an --out holding runs of the other keep_masks setting is refused before any task
+        loaded = load_model(checkpoint, dtype=config.dtype, scan_layers=bool(config.scan_layers),
+                            remat=bool(config.remat))
+        bert_config, params, tokenizer, extras = loaded.config, loaded.params, loaded.tokenizer, loaded.extras
+        model = model_name or loaded.name
+        out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
+        # One results directory, one model: another checkpoint's --out is refused before any task.
+        moved = identity.claim(out_dir, loaded.identity, has_results=_has_results(out_dir), fresh=fresh,
+                               legacy_path=_read_json(out_dir / "glue_config.json").get("checkpoint"))
+        if moved is not None:
+            print(f"--fresh: the earlier results in {out_dir} were moved to {moved}", file=sys.stderr)
+        # So is an --out holding runs of the other keep_masks setting.
         report.set_settings(out_dir, model=model, keep_masks=bool(config.keep_masks))
-    except ValueError as e:
+    except ValueError as e:  # includes CheckpointError and GlueDataError
         return _fail(str(e))
     files.atomic_write_json(out_dir / "glue_config.json", {
         "checkpoint": str(checkpoint), "tasks": list(task_names), "seeds": seeds, "data_dir": data_dir,

@@ -315,7 +315,8 @@ def glue_command(args, monkeypatch) -> int:
     return run.main(values.config, checkpoint=values.checkpoint, seeds=values.seeds, tasks=values.tasks,
                     data_dir=values.data_dir, out=values.out, model_name=values.model_name,
                     test_predictions=values.test_predictions, report_only=values.report_only, csv=values.csv,
-                    progress=not values.no_progress, search=values.search, hparams=values.hparams)
+                    progress=not values.no_progress, search=values.search, hparams=values.hparams,
+                    fresh=values.fresh)
 
 
 @pytest.mark.parametrize("args, message", [
