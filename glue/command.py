@@ -72,6 +72,9 @@ def _define_search(argv, flag_values: flags.FlagValues):
                                     flag_values=flag_values)
 
 
+_STOP = cli.SignalStop()  # run_command's: what a Ctrl-C or SIGTERM says was kept
+
+
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
@@ -79,12 +82,14 @@ def main(argv):
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,
                     progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value,
-                    fresh=_FRESH.value)
+                    fresh=_FRESH.value, on_out=lambda out: setattr(_STOP, "kept", lambda: run.kept_after_stop(out)))
 
 
 def run_command() -> None:
     """scripts/glue.py: parse the command line and run. The flags are this module's; --help lists the
     main program's, so they are registered for it too."""
+    global _STOP
+    _STOP = cli.exit_on_signals()  # Ctrl-C / SIGTERM: one line, exit 130 / 143, finished tasks kept
     for flag in flags.FLAGS.get_key_flags_for_module(__name__):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main, flags_parser=parse)

@@ -134,6 +134,15 @@ def record_run(out_dir, task: str, seed: int, metrics: Mapping[str, float] | Non
     return results
 
 
+def drop_task(out_dir, task: str) -> None:
+    """Removes every run of `task` from out_dir/results.json (before the runs of a new setting go in)."""
+    path = _results_path(out_dir)
+    if path.is_file():
+        results = load_results(path)
+        if results["runs"].pop(get_task(task).name, None) is not None:
+            save_results(out_dir, results)
+
+
 def set_extras(out_dir, model: str | None = None, **extras: float) -> dict:
     """Set model-level numbers (perplexity, eval_loss, sparsity) in out_dir/results.json."""
     unknown = [k for k in extras if k not in EXTRA_COLUMNS]

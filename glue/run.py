@@ -36,6 +36,7 @@ Outputs in --out (each replaced atomically after every task, so a later failure 
                                       is refused (--fresh moves the results aside to OUT.replaced-N first)
     hparams/TASK.json                 with --search: the chosen values and every member's score (glue/search.py)
     hparams_used.json                 the searched values (--search or --hparams) each task's runs used
+    finished.json                     each finished task's settings: a rerun of the same command keeps it
 """
 from __future__ import annotations
 
@@ -43,11 +44,12 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from glue import config as glue_config
 from glue import data as glue_data
@@ -186,6 +188,11 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         if scored[s] != len(dataset[s]["idx"]):
             raise AssertionError(f"{task.name} {s}: scored {scored[s]} of "
                                  f"{len(dataset[s]['idx'])} examples.")
+    # This run replaces the task's earlier runs (other settings, perhaps more seeds): a task's mean ± std is
+    # over the runs of one setting. Done now that it trained, so that a failure before keeps the old runs.
+    report.drop_task(out, task.name)
+    for kind in ("metrics", "predictions"):
+        shutil.rmtree(out / kind / task.name, ignore_errors=True)
     n_ok, this_run = 0, report.new_results(model)
     for i, seed in enumerate(runs.seeds):
         info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
@@ -212,7 +219,7 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         files.atomic_write_text(out / "metrics" / task.name / f"seed{seed}.json",
                                  json.dumps(info, indent=2, allow_nan=False) + "\n")
     if test_predictions and n_ok:
-        # The best of this run's seeds (results.json may also hold seeds of an earlier run).
+        # The best of this run's seeds.
         best = report.best_run(this_run, task.name)
         i = runs.seeds.index(best["seed"])
         for s in task.test_splits:
@@ -223,6 +230,31 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
 
 
 CHOSEN_FILE = "hparams_used.json"  # {task: the searched values its runs used}
+# {task: {"recipe", "seeds", "scored"}} of every task whose runs are all recorded: a rerun with the same
+# recipe (and no seed beyond those) keeps them instead of training again.
+FINISHED_FILE = "finished.json"
+
+
+def kept_after_stop(out: Path) -> str:
+    """What an interrupted job in `out` keeps, for the line printed when it stops on a signal."""
+    done = list(_read_json(Path(out) / FINISHED_FILE))
+    if not done:
+        return f"no task had finished in {out}; run the same command to start again"
+    return (f"finished tasks ({', '.join(done)}) are kept in {out}; run the same command to resume "
+            "(they are not trained again)")
+
+
+def _task_recipe(config, task_settings: tuple, chosen: dict | None, data_dir: str | None,
+                 test_predictions: bool) -> dict:
+    """Everything that decides a task's recorded results besides the checkpoint (which its --out records)
+    and the seeds: the task's resolved hyper-parameters, the settings common to all tasks (not the other
+    tasks' own), a search's choice, where the data came from, whether test predictions were written."""
+    hp, max_length, _ = task_settings
+    common = {k: v for k, v in config.to_dict().items() if k not in ("tasks", "log_every")}
+    recipe = {"hparams": vars(hp) | {"max_length": max_length}, "config": common, "chosen": chosen,
+              "data_dir": None if data_dir is None else os.path.abspath(data_dir),
+              "test_predictions": bool(test_predictions)}
+    return json.loads(json.dumps(recipe, default=str))  # as it reads back from finished.json
 
 
 def write_tables(out: Path, scored: dict | None = None) -> str:
@@ -270,7 +302,8 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
          tasks: str | Sequence[str] = "all", data_dir: str | None = None,
          out: str | os.PathLike | Sequence[str] | None = None, model_name: str | None = None,
          test_predictions: bool = False, report_only: bool = False, csv: str | None = None,
-         progress: bool = True, search=None, hparams: str | None = None, fresh: bool = False) -> int:
+         progress: bool = True, search=None, hparams: str | None = None, fresh: bool = False,
+         on_out: Callable[[Path], None] | None = None) -> int:
     """Fine-tunes `checkpoint` on `tasks` with `config` (a glue.config ConfigDict) into `out`, or with
     report_only rebuilds the tables of the `out` directories. Returns the exit status: 0 ok, 1 a task
     failed, 2 bad input (reported as one line `error: ...` on stderr, before any task runs).
@@ -279,7 +312,9 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
     (glue/search.py), then the chosen ones run as below. hparams: a search's hparams file or directory,
     whose values replace the config's for the tasks it has. fresh: an --out holding results (of this
     or another checkpoint) is moved aside to OUT.replaced-N first; without it, an --out of another
-    checkpoint is refused (jax_bert.finetune.identity)."""
+    checkpoint is refused (jax_bert.finetune.identity). on_out(out_dir) is called once the output
+    directory is claimed (the command line's stop on a signal names it). A task finished earlier in
+    out_dir with the same settings (finished.json) is kept, not trained again."""
     outs = [out] if isinstance(out, (str, os.PathLike)) else list(out or [])
     if report_only:
         if not outs:
@@ -311,7 +346,6 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
             raise ValueError(f"--data_dir {data_dir} is not a directory.")
         loaded = load_model(checkpoint, dtype=config.dtype, scan_layers=bool(config.scan_layers),
                             remat=bool(config.remat))
-        bert_config, params, tokenizer, extras = loaded.config, loaded.params, loaded.tokenizer, loaded.extras
         model = model_name or loaded.name
         out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
         # One results directory, one model: another checkpoint's --out is refused before any task.
@@ -319,10 +353,13 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
                                legacy_path=_read_json(out_dir / "glue_config.json").get("checkpoint"))
         if moved is not None:
             print(f"--fresh: the earlier results in {out_dir} were moved to {moved}", file=sys.stderr)
+        if on_out is not None:
+            on_out(out_dir)
         # So is an --out holding runs of the other keep_masks setting.
         report.set_settings(out_dir, model=model, keep_masks=bool(config.keep_masks))
     except ValueError as e:  # includes CheckpointError and GlueDataError
         return _fail(str(e))
+    bert_config, params, tokenizer, extras = loaded.config, loaded.params, loaded.tokenizer, loaded.extras
     files.atomic_write_json(out_dir / "glue_config.json", {
         "checkpoint": str(checkpoint), "tasks": list(task_names), "seeds": seeds, "data_dir": data_dir,
         "config": config.to_dict(),
@@ -335,6 +372,7 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
 
     errors, scored, tables = {}, {}, ""
     used = _read_json(out_dir / CHOSEN_FILE)
+    finished = _read_json(out_dir / FINISHED_FILE)
     for task in task_names:
         t0 = time.perf_counter()
         try:
@@ -354,6 +392,14 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
                 if used.get(task) == chosen[task] and _has_runs(out_dir, task, len(seed_list)):
                     print(f"{task}: its final run with these values is in {out_dir} already", file=sys.stderr)
                     continue
+            recipe = _task_recipe(config, settings[task], chosen.get(task), data_dir, test_predictions)
+            earlier = finished.get(task)
+            if earlier and earlier["recipe"] == recipe and set(settings[task][2]) <= set(earlier["seeds"]):
+                scored[task] = earlier["scored"]
+                print(f"{task}: finished earlier with these settings, kept from {out_dir}", file=sys.stderr)
+                continue
+            if finished.pop(task, None) is not None:  # its runs are about to be replaced
+                files.atomic_write_json(out_dir / FINISHED_FILE, finished)
             if task in chosen:
                 used.pop(task, None)  # replaced below once the runs are recorded
                 files.atomic_write_json(out_dir / CHOSEN_FILE, used)
@@ -367,6 +413,9 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
             scored[task] = res["scored"]
             if res["ok"] == 0:
                 errors[task] = f"all {res['seeds']} seeds diverged"
+            else:  # a rerun of the same command keeps it
+                finished[task] = {"recipe": recipe, "seeds": settings[task][2], "scored": res["scored"]}
+                files.atomic_write_json(out_dir / FINISHED_FILE, finished)
             print(f"{task}: {res['ok']} of {res['seeds']} seeds ok "
                   f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
         except Exception as e:  # one task's failure must not lose the others
@@ -382,3 +431,4 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
               file=sys.stderr)
         return 1
     return 0
+

@@ -41,9 +41,12 @@ def fingerprint(paths: Iterable[str | os.PathLike]) -> str:
 
 def checkpoint_identity(path: str | os.PathLike, model_files: Iterable[str | os.PathLike],
                         **details) -> dict:
-    """{"path", "fingerprint", **details} of the checkpoint given as `path` whose model is `model_files`
-    (its config and weights). `details`: what else says which model it is (e.g. a training step)."""
-    return {"path": os.path.abspath(os.fspath(path)), "fingerprint": fingerprint(model_files), **details}
+    """{"path", "fingerprint", **details} of the checkpoint given as `path` (a directory, made absolute, or a
+    hub name) whose model is `model_files` (its config and weights). `details`: what else says which model
+    it is (e.g. a training step)."""
+    where = os.fspath(path)  # a hub name stays a name
+    return {"path": os.path.abspath(where) if os.path.exists(where) else where,
+            "fingerprint": fingerprint(model_files), **details}
 
 
 def describe(identity: dict | None) -> str:
@@ -113,3 +116,4 @@ def hf_identity(path: str | os.PathLike, hf_dir: str, **details) -> dict:
     if weights is None:
         raise ValueError(f"{hf_dir}: no weights file (model.safetensors or pytorch_model.bin).")
     return checkpoint_identity(path, [os.path.join(hf_dir, "config.json"), weights], **details)
+

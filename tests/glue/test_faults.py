@@ -3,9 +3,19 @@ reused with another checkpoint, a run killed or interrupted and rerun, bad label
 a pretraining work directory that has not exported its model yet."""
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
 
 from glue import config as glue_config
 from glue import run
+from helpers import ROOT, one_error_line, subprocess_env
+
+SCRIPT = f"{ROOT}/scripts/glue.py"
 
 QUICK = {"learning_rate": 3e-3, "batch_size": 16, "max_length": 32, "eval_batch_size": 32,
          "tasks": {"sst2": {"epochs": 1}, "mrpc": {"epochs": 1}, "cola": {"epochs": 1}}}
@@ -55,3 +65,108 @@ def test_out_of_another_checkpoint_is_refused_and_fresh_moves_it_aside(glue_exam
     # The same model (by its bytes) from another path goes on into the same directory.
     copy = shutil.copytree(b, tmp_path / "copy_of_b")
     assert glue(glue_example, out, checkpoint=copy) == 0
+
+
+# ------------------------------------------------------------------ a killed or interrupted run, rerun
+
+RESUME = {"tasks": {"mrpc": {"epochs": 6}}}  # mrpc long enough (~100 steps) to be interrupted in
+
+
+def outputs(out):
+    """What a finished job leaves that must not depend on interruptions: results, tables, predictions."""
+    keep = ["results.json", "results.md", "results.csv", "finished.json", "checkpoint.json"]
+    found = {name: (out / name).read_text() for name in keep}
+    found |= {str(p.relative_to(out)): p.read_text() for p in sorted((out / "predictions").rglob("*.jsonl"))}
+    return found
+
+
+class Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs, no handler sees it."""
+
+
+def test_a_killed_run_resumes_with_the_same_command(glue_example, tmp_path, monkeypatch):
+    config = quick_config(**RESUME)
+    reference = tmp_path / "reference"
+    assert glue(glue_example, reference, tasks="sst2,mrpc", seeds=2, config=config) == 0
+
+    out = tmp_path / "out"
+    real, trained = run.run_task, []
+
+    def killed_in_mrpc(task, *args, **kwargs):
+        trained.append(task)
+        if task == "mrpc":
+            raise Killed
+        return real(task, *args, **kwargs)
+
+    monkeypatch.setattr(run, "run_task", killed_in_mrpc)
+    with pytest.raises(Killed):
+        glue(glue_example, out, tasks="sst2,mrpc", seeds=2, config=config)
+    monkeypatch.setattr(run, "run_task", lambda task, *a, **k: trained.append(task) or real(task, *a, **k))
+    assert glue(glue_example, out, tasks="sst2,mrpc", seeds=2, config=config) == 0
+    assert trained == ["sst2", "mrpc", "mrpc"]  # sst2 kept, not trained again
+    assert outputs(out) == outputs(reference)
+
+    # Fewer seeds than finished: kept too; other settings for a task: trained again.
+    assert glue(glue_example, out, tasks="sst2", seeds=1, config=config) == 0
+    assert trained == ["sst2", "mrpc", "mrpc"]
+    assert glue(glue_example, out, tasks="sst2", seeds=1, config=quick_config(learning_rate=1e-3, **RESUME)) == 0
+    assert trained[-1] == "sst2" and len(trained) == 4
+    # Its seed 1 of the earlier setting is gone: mean ± std are over the runs of one setting.
+    assert [r["seed"] for r in json.loads((out / "results.json").read_text())["runs"]["sst2"]] == [0]
+    assert sorted(p.name for p in (out / "metrics" / "sst2").iterdir()) == ["seed0.json"]
+
+
+def start_script(args):
+    """scripts/glue.py in a child process (the tests' compilation cache), stderr read line by line."""
+    env = subprocess_env()
+    env["JAX_COMPILATION_CACHE_DIR"] = jax.config.jax_compilation_cache_dir
+    return subprocess.Popen([sys.executable, SCRIPT, *args], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(predicate, proc, seconds=300):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_sigterm_stop_in_one_line_and_the_rerun_resumes(glue_example, tmp_path):
+    """SIGINT while mrpc trains (sst2 finished), then SIGTERM as the rerun starts mrpc (loading, compiling):
+    each one line, exit 130 / 143, sst2 kept; the third run finishes what an uninterrupted run gives."""
+    out = tmp_path / "out"
+    args = ["--checkpoint", str(glue_example["ckpt"]), "--data_dir", str(glue_example["data_dir"]),
+            "--tasks", "sst2,mrpc", "--seeds", "2", "--out", str(out), "--no_progress",
+            "--config.learning_rate=3e-3", "--config.batch_size=16", "--config.max_length=32",
+            "--config.eval_batch_size=32", "--config.tasks.sst2.epochs=1", "--config.tasks.mrpc.epochs=6"]
+    finished = out / "finished.json"
+
+    proc = start_script(args)
+    wait_for(lambda: finished.is_file() and "sst2" in json.loads(finished.read_text()), proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    line = one_error_line(err)
+    assert line == (f"error: stopped by SIGINT; finished tasks (sst2) are kept in {out}; run the same command "
+                    "to resume (they are not trained again)"), err[-3000:]
+    assert "Fatal Python error" not in err and list(json.loads(finished.read_text())) == ["sst2"]
+    assert not list(out.rglob(".tmp-*"))  # no half-written file left behind
+
+    proc = start_script(args)
+    for text in proc.stderr:
+        if text.startswith("sst2: finished earlier"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert one_error_line(err).startswith("error: stopped by SIGTERM; finished tasks (sst2) are kept in")
+    assert "Fatal Python error" not in err and list(json.loads(finished.read_text())) == ["sst2"]
+
+    config = quick_config(**RESUME)
+    assert glue(glue_example, out, tasks="sst2,mrpc", seeds=2, config=config) == 0
+    reference = tmp_path / "reference"
+    assert glue(glue_example, reference, tasks="sst2,mrpc", seeds=2, config=config) == 0
+    assert outputs(out) == outputs(reference)
+
