@@ -46,6 +46,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -57,7 +58,7 @@ from glue import finetune, metrics, report, search_config
 from glue import search as hp_search
 from glue.tasks import get_task, parse_tasks
 from jax_bert import files
-from jax_bert.finetune import batching, engine, identity
+from jax_bert.finetune import batching, engine, identity, workdir
 from jax_bert.finetune.seeds import resolve_seed_loop
 from jax_bert.model import body, hf_io
 
@@ -116,6 +117,8 @@ def load_model(path: str, **config_overrides) -> Checkpoint:
                 ev = json.load(f)
             extras = {k: float(ev[k]) for k in ("perplexity", "eval_loss")
                       if isinstance(ev.get(k), (int, float))}
+    elif workdir.is_unexported(root):
+        return _load_unexported(root, **config_overrides)
     else:
         if root.exists() and not root.is_dir():
             raise ValueError(f"--checkpoint {path} is not a directory; give a Hugging Face BERT "
@@ -123,6 +126,19 @@ def load_model(path: str, **config_overrides) -> Checkpoint:
         hf_dir = hf_io.resolve_hf_dir(str(path))
     config, params, tokenizer = _load_hf_dir(hf_dir, **config_overrides)
     return Checkpoint(config, params, tokenizer, extras, root.name or str(path), identity.hf_identity(path, hf_dir))
+
+
+def _load_unexported(root: Path, **config_overrides) -> Checkpoint:
+    """A pretraining work directory without hf/ (stopped before its end, or still running): its newest
+    intact checkpoint, exported to a temporary directory and read from there."""
+    with tempfile.TemporaryDirectory(prefix="glue-export-") as tmp:
+        step, skipped = workdir.export_newest_intact(root, tmp)
+        config, params, tokenizer = _load_hf_dir(tmp, **config_overrides)
+        ident = identity.hf_identity(root, tmp, step=step)
+    damaged = f" (damaged, skipped: {'; '.join(skipped)})" if skipped else ""
+    print(f"{root}: no hf/ export yet (the pretraining run has not finished): fine-tuning its newest intact "
+          f"checkpoint, step {step}{damaged}", file=sys.stderr)
+    return Checkpoint(config, params, tokenizer, {}, root.name, ident)
 
 
 def _load_hf_dir(hf_dir: str, **config_overrides):

@@ -170,3 +170,49 @@ def test_ctrl_c_and_sigterm_stop_in_one_line_and_the_rerun_resumes(glue_example,
     assert glue(glue_example, reference, tasks="sst2,mrpc", seeds=2, config=config) == 0
     assert outputs(out) == outputs(reference)
 
+
+# ------------------------------------------------------------------ bad data, an unexported work directory
+
+def test_a_bad_label_fails_its_task_naming_file_and_row(glue_example, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_dir = shutil.copytree(glue_example["data_dir"], tmp_path / "data")
+    path = data_dir / "sst2" / "train-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    labels = table.column("label").to_pylist()
+    labels[3] = 7
+    pq.write_table(table.set_column(table.column_names.index("label"), "label", pa.array(labels)), path)
+    status = run.main(quick_config(), checkpoint=str(glue_example["ckpt"]), data_dir=str(data_dir),
+                      tasks="sst2", seeds=1, out=str(tmp_path / "out"), progress=False)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"error: sst2 failed: GlueDataError: {path}, row 3 (idx 3): sst2 label 7 is outside its label set" in err
+
+
+def test_an_unexported_work_directory_is_read_from_its_newest_intact_checkpoint(reference_run, tmp_path, capsys):
+    work = shutil.copytree(reference_run[0], tmp_path / "work", ignore=shutil.ignore_patterns(".lock"))
+    exported = run.load_model(str(work))  # its hf/ export, written at the end of the run (step 8)
+    shutil.rmtree(work / "hf")
+    latest = run.load_model(str(work))
+    err = capsys.readouterr().err
+    assert f"{work}: no hf/ export yet (the pretraining run has not finished): fine-tuning its newest intact " \
+           "checkpoint, step 8" in err
+    assert latest.identity == exported.identity | {"step": 8}  # the same bytes as its later export
+    assert latest.config == exported.config and len(latest.tokenizer) == len(exported.tokenizer)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), latest.params, exported.params))
+
+    shutil.rmtree(work / "checkpoints" / "8" / "state")  # the newest checkpoint damaged
+    older = run.load_model(str(work))
+    err = capsys.readouterr().err
+    assert "fine-tuning its newest intact checkpoint, step 4 (damaged, skipped: step 8: " in err
+    assert older.identity["step"] == 4 and older.identity["fingerprint"] != latest.identity["fingerprint"]
+    assert (work / "checkpoints" / "8").is_dir()  # named, not moved: the work directory is its run's
+
+    shutil.rmtree(work / "checkpoints" / "4")
+    shutil.rmtree(work / "checkpoints" / "8")
+    status = run.main(quick_config(), checkpoint=str(work), tasks="sst2", out=str(tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert f"error: {work} has no checkpoint yet: its pretraining run stopped before the first save" in err
+
