@@ -9,6 +9,7 @@ import re
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 import glue.config
@@ -75,9 +76,29 @@ def _define_search(argv, flag_values: flags.FlagValues):
 _STOP = cli.SignalStop()  # run_command's: what a Ctrl-C or SIGTERM says was kept
 
 
+def quiet_libraries() -> None:
+    """Keeps the libraries' advice and absl's log prefixes off the terminal: the job prints its own lines.
+    Warnings and errors of the libraries still show, as `warning (LOGGER): ...` (JAX_BERT_TRACEBACK=1: as they
+    come)."""
+    if os.environ.get("JAX_BERT_TRACEBACK"):
+        return
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # "PyTorch was not found. Models won't..."
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    absl_logging.get_absl_handler().setFormatter(_LibraryFormatter())
+
+
+class _LibraryFormatter(logging.Formatter):
+    """`warning (jax._src.xla_bridge): ...` instead of absl's `W1203 17:05:11.123456 140234 xla_bridge.py:9] ...`;
+    never `error: ...`, which is the job's own one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()} ({record.name}): {record.getMessage()}"
+
+
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
+    quiet_libraries()
     return run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value, tasks=_TASKS.value,
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,

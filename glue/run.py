@@ -52,6 +52,8 @@ import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
+import jax
+
 from glue import config as glue_config
 from glue import data as glue_data
 from glue import finetune, metrics, report, search_config
@@ -442,9 +444,29 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
             tables = write_tables(out_dir, scored)
     if (out_dir / report.RESULTS_FILE).is_file():
         print(tables)
+    if jax.process_index() == 0:
+        print(what_was_written(out_dir, task_names, errors, test_predictions), file=sys.stderr)
     if errors:
         print("failed tasks: " + "; ".join(f"{t}: {e}" for t, e in errors.items()),
               file=sys.stderr)
         return 1
     return 0
 
+
+def what_was_written(out: Path, task_names, errors: dict, test_predictions: bool) -> str:
+    """The end of a job, for people: which files it wrote where (the numbers are in the tables above)."""
+    done = [t for t in task_names if t not in errors]
+    lines = [f"wrote {out}:"]
+    if (out / report.RESULTS_FILE).is_file():
+        lines.append("  results.md, results.csv    the tables above (best seed per task; mean ± std over seeds)")
+        lines.append("  results.json               every seed's metrics or failure")
+    if done:
+        lines.append(f"  metrics/, predictions/     per task and seed ({', '.join(done)})")
+        if test_predictions:
+            lines.append("  submission/                GLUE test-set files of each task's best seed")
+    if (out / "hparams").is_dir():
+        lines.append("  hparams/                   each searched task's chosen values and every member's score")
+    if errors and (out / "errors").is_dir():
+        lines.append(f"  errors/                    the tracebacks of failed tasks ({', '.join(errors)})")
+    lines.append("  glue_config.json, checkpoint.json   the settings, and the checkpoint these results belong to")
+    return "\n".join(lines)

@@ -216,3 +216,17 @@ def test_an_unexported_work_directory_is_read_from_its_newest_intact_checkpoint(
     assert status == 2 and err.count("\n") == 1
     assert f"error: {work} has no checkpoint yet: its pretraining run stopped before the first save" in err
 
+
+def test_the_job_ends_saying_what_it_wrote_where(glue_example, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert glue(glue_example, out, test_predictions=True) == 0
+    err = capsys.readouterr().err
+    summary = err[err.index(f"wrote {out}:"):].splitlines()
+    assert summary[1].split() == ["results.md,", "results.csv", "the", "tables", "above", "(best", "seed", "per",
+                                  "task;", "mean", "±", "std", "over", "seeds)"]
+    assert any(line.split()[:2] == ["metrics/,", "predictions/"] and "(sst2)" in line for line in summary)
+    assert any(line.split()[0] == "submission/" for line in summary)
+    for line in summary[1:]:  # every file or folder it names is there
+        for name in line.split("  ")[1].replace(",", " ").split():
+            assert (out / name).exists(), name
+

@@ -11,6 +11,7 @@ import copy
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -376,6 +377,9 @@ def test_script_end_to_end(glue_example, tmp_path):
     assert [r["status"] for r in results["runs"]["cola"]] == ["ok", "ok"]
     assert min(r["metrics"]["matthews_correlation"] for r in results["runs"]["cola"]) > 60.0
     assert "| checkpoint |" in res.stdout and res.stdout.strip() in (out / "results.md").read_text()
+    # The end says what was written where; no library noise (absl's prefixes, transformers' advice).
+    assert f"wrote {out}:" in res.stderr and "submission/" in res.stderr
+    assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d", res.stderr, re.M) and "PyTorch was not found" not in res.stderr
 
     res = run_script(["--report_only", "--out", str(out), "--out", str(out), "--csv", str(tmp_path / "t.csv")])
     assert res.returncode == 0, res.stderr[-3000:]
