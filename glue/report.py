@@ -107,8 +107,12 @@ def load_results(path) -> dict:
     if not path.is_file():
         raise ValueError(f"No results file {path}; pass an output directory written by the GLUE "
                          "fine-tuning (it holds results.json).")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # cut short or edited by hand: the file is named
+        raise ValueError(f"{path} is damaged ({e}); restore it, or start that directory afresh (--fresh moves "
+                         "it aside).") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a results file of format_version {FORMAT_VERSION}.")
     for runs in data["runs"].values():

@@ -59,7 +59,7 @@ from glue import data as glue_data
 from glue import finetune, metrics, report, search_config
 from glue import search as hp_search
 from glue.tasks import get_task, parse_tasks
-from jax_bert import files
+from jax_bert import cli, files
 from jax_bert.finetune import batching, engine, identity, workdir
 from jax_bert.finetune.seeds import resolve_seed_loop
 from jax_bert.model import body, hf_io
@@ -334,6 +334,7 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
     directory is claimed (the command line's stop on a signal names it). A task finished earlier in
     out_dir with the same settings (finished.json) is kept, not trained again."""
     outs = [out] if isinstance(out, (str, os.PathLike)) else list(out or [])
+    held = []  # the results directory's locks (identity.OneRunAtATime), released when main returns
     if report_only:
         if not outs:
             return _fail("--report_only needs at least one --out DIR holding results.json.")
@@ -366,17 +367,38 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
                             remat=bool(config.remat))
         model = model_name or loaded.name
         out_dir = Path(outs[0] if outs else os.path.join("runs", "glue", model))
-        # One results directory, one model: another checkpoint's --out is refused before any task.
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--out {out_dir} is a file, not a directory; give a directory for the results.")
+        # One run at a time in a results directory, and one model: another checkpoint's --out is refused
+        # before any task.
+        held = [identity.OneRunAtATime(out_dir)]
+        held[0].acquire()
         moved = identity.claim(out_dir, loaded.identity, has_results=_has_results(out_dir), fresh=fresh,
                                legacy_path=_read_json(out_dir / "glue_config.json").get("checkpoint"))
-        if moved is not None:
+        if moved is not None:  # the lock went with the old directory: the new one gets its own
+            held.append(identity.OneRunAtATime(out_dir))
+            held[-1].acquire()
             print(f"--fresh: the earlier results in {out_dir} were moved to {moved}", file=sys.stderr)
         if on_out is not None:
             on_out(out_dir)
         # So is an --out holding runs of the other keep_masks setting.
         report.set_settings(out_dir, model=model, keep_masks=bool(config.keep_masks))
-    except ValueError as e:  # includes CheckpointError and GlueDataError
-        return _fail(str(e))
+    except (ValueError, OSError) as e:  # ValueError includes CheckpointError and GlueDataError; OSError: an
+        for lock in held:               # --out that cannot be written (read-only, no permission, a full disk)
+            lock.release()
+        return _fail(cli.describe(e))
+    try:
+        return _run_tasks(config, checkpoint=checkpoint, seeds=seeds, task_names=task_names, data_dir=data_dir,
+                          out_dir=out_dir, model=model, loaded=loaded, settings=settings, chosen=chosen,
+                          search=search, test_predictions=test_predictions, progress=progress)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run_tasks(config, *, checkpoint, seeds, task_names, data_dir, out_dir: Path, model: str, loaded: Checkpoint,
+               settings: dict, chosen: dict, search, test_predictions: bool, progress: bool) -> int:
+    """main's tasks, one after another, into out_dir (claimed and locked); returns the exit status."""
     bert_config, params, tokenizer, extras = loaded.config, loaded.params, loaded.tokenizer, loaded.extras
     files.atomic_write_json(out_dir / "glue_config.json", {
         "checkpoint": str(checkpoint), "tasks": list(task_names), "seeds": seeds, "data_dir": data_dir,

@@ -19,6 +19,7 @@ from typing import Iterable
 from jax_bert import files
 
 IDENTITY_FILE = "checkpoint.json"
+LOCK_FILE = ".lock"  # OneRunAtATime's
 MOVED_SUFFIX = ".replaced-"  # OUT.replaced-1, OUT.replaced-2, ...: what --fresh set aside
 _CHUNK = 1 << 22
 
@@ -91,7 +92,7 @@ def claim(out: str | os.PathLike, identity: dict, *, has_results: bool, fresh: b
     results are moved aside to OUT.replaced-N whatever they are, and `out` starts empty."""
     out = Path(out)
     moved = None
-    if fresh and out.exists() and any(out.iterdir()):
+    if fresh and out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         moved = move_aside(out)
     else:
         have = recorded(out)
@@ -117,3 +118,35 @@ def hf_identity(path: str | os.PathLike, hf_dir: str, **details) -> dict:
         raise ValueError(f"{hf_dir}: no weights file (model.safetensors or pytorch_model.bin).")
     return checkpoint_identity(path, [os.path.join(hf_dir, "config.json"), weights], **details)
 
+
+class OneRunAtATime:
+    """An flock on OUT/.lock while a run writes into OUT: two runs into one directory would each read,
+    change and write back its results files and lose the other's seeds. The lock goes with the process,
+    also when it is killed; the second run is refused, naming the first."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.out, self._file = Path(out), None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        f = open(self.out / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ValueError(f"{self.out} is in use by a fine-tuning run that is still going ({holder}); wait for "
+                             "it to finish, stop it, or give another --out.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None

@@ -2,6 +2,7 @@
 reused with another checkpoint, a run killed or interrupted and rerun, bad labels and bytes in the data,
 a pretraining work directory that has not exported its model yet."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from glue import config as glue_config
 from glue import run
 from helpers import ROOT, one_error_line, subprocess_env
+from jax_bert.finetune import identity
 
 SCRIPT = f"{ROOT}/scripts/glue.py"
 
@@ -230,3 +232,31 @@ def test_the_job_ends_saying_what_it_wrote_where(glue_example, tmp_path, capsys)
         for name in line.split("  ")[1].replace(",", " ").split():
             assert (out / name).exists(), name
 
+
+# ------------------------------------------------------------------ the results directory itself
+
+def test_an_out_in_use_by_another_run_is_refused_naming_it(glue_example, tmp_path, capsys):
+    out = tmp_path / "out"
+    first = identity.OneRunAtATime(out)
+    first.acquire()
+    try:
+        assert glue(glue_example, out) == 2
+    finally:
+        first.release()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"error: {out} is in use by a fine-tuning run that is still going (pid {os.getpid()} on " in err
+    assert not (out / "results.json").exists()
+
+
+def test_an_out_that_is_a_file_or_holds_a_damaged_results_file_is_one_line(glue_example, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert glue(glue_example, tmp_path / "file") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --out {tmp_path / 'file'} is a file, not a directory; give a directory for the results.\n"
+    out = tmp_path / "out"
+    identity.claim(out, run.load_model(str(glue_example["ckpt"])).identity, has_results=False)
+    (out / "results.json").write_text('{"format_version": 1, "runs": {')  # cut short
+    assert glue(glue_example, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out / 'results.json'} is damaged (") and "--fresh" in err
