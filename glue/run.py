@@ -178,10 +178,12 @@ def _write_predictions(path: Path, idx, preds, labels, regression: bool) -> None
 
 def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir, out: Path,
              model: str, seeds: int | None, test_predictions: bool, progress: bool = True,
-             chosen: dict | None = None, dataset: dict | None = None) -> dict:
+             chosen: dict | None = None, dataset: dict | None = None,
+             on_recorded: Callable[[dict], None] | None = None) -> dict:
     """Fine-tune every seed of one task, record each seed in out/, write submissions. Returns
     {"seeds", "ok", "failed", "scored": {split: n}}. chosen: a search's learning_rate, warmup_ratio
-    and epochs (glue.search.read_hparams), replacing the config's; dataset: the task's, if loaded."""
+    and epochs (glue.search.read_hparams), replacing the config's; dataset: the task's, if loaded;
+    on_recorded(result): called once every run is recorded, before a signal may stop the job."""
     task = get_task(task_name)
     hp, max_length, seed_list = task_settings(config, task.name, seeds)
     if dataset is None:
@@ -206,45 +208,50 @@ def run_task(task_name: str, config, *, bert_config, params, tokenizer, data_dir
         if scored[s] != len(dataset[s]["idx"]):
             raise AssertionError(f"{task.name} {s}: scored {scored[s]} of "
                                  f"{len(dataset[s]['idx'])} examples.")
-    # This run replaces the task's earlier runs (other settings, perhaps more seeds): a task's mean ± std is
-    # over the runs of one setting. Done now that it trained, so that a failure before keeps the old runs.
-    report.drop_task(out, task.name)
-    for kind in ("metrics", "predictions"):
-        shutil.rmtree(out / kind / task.name, ignore_errors=True)
-    n_ok, this_run = 0, report.new_results(model)
-    for i, seed in enumerate(runs.seeds):
-        info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
-                "final_train_loss": _json_number(runs.final_loss[i]), "sparsity": float(runs.sparsity[i]),
-                "steps": runs.steps, "masked_tensors": runs.masked_tensors,
-                "task_train_seconds": runs.train_seconds,
-                "task_eval_seconds": runs.eval_seconds, "bucket_steps": runs.bucket_steps,
-                "hparams": vars(hp) | {"max_length": max_length}}
-        if runs.failed[i]:
-            report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
-            info.update(status="failed", error=runs.errors[seed])
-        else:
-            preds = {s: engine.predictions(runs.logits[s][i], task.num_labels)
-                     for s in task.validation_splits}
-            labels = {s: evals[s]["labels"] for s in task.validation_splits}
-            m = metrics.validation_metrics(task, preds, labels)
-            report.record_run(out, task.name, seed, dict(m), model=model)
-            this_run = report.add_run(this_run, task.name, seed, dict(m))
-            info.update(status="ok", metrics={k: _json_number(v) for k, v in m.items()})
-            for s in task.validation_splits:
-                _write_predictions(out / "predictions" / task.name / f"seed{seed}.{s}.jsonl",
-                                   evals[s]["idx"], preds[s], labels[s], task.is_regression)
-            n_ok += 1
-        files.atomic_write_text(out / "metrics" / task.name / f"seed{seed}.json",
-                                 json.dumps(info, indent=2, allow_nan=False) + "\n")
-    if test_predictions and n_ok:
-        # The best of this run's seeds.
-        best = report.best_run(this_run, task.name)
-        i = runs.seeds.index(best["seed"])
-        for s in task.test_splits:
-            report.write_submission(out / "submission", task.name, s, evals[s]["idx"],
-                                    runs.logits[s][i])
-    return {"seeds": len(seed_list), "ok": n_ok, "failed": len(seed_list) - n_ok,
-            "scored": scored}
+    # The task's records all at once: a stop on a signal (jax_bert.cli.exit_on_signals) waits for them, so a
+    # task is either recorded whole, with its entry in finished.json (on_recorded), or not at all.
+    with files.WRITING:
+        # This run replaces the task's earlier runs (other settings, perhaps more seeds): a task's mean ± std is
+        # over the runs of one setting. Done now that it trained, so that a failure before keeps the old runs.
+        report.drop_task(out, task.name)
+        for kind in ("metrics", "predictions"):
+            shutil.rmtree(out / kind / task.name, ignore_errors=True)
+        n_ok, this_run = 0, report.new_results(model)
+        for i, seed in enumerate(runs.seeds):
+            info = {"task": task.name, "seed": seed, "scored": {s: scored[s] for s in task.validation_splits},
+                    "final_train_loss": _json_number(runs.final_loss[i]), "sparsity": float(runs.sparsity[i]),
+                    "steps": runs.steps, "masked_tensors": runs.masked_tensors,
+                    "task_train_seconds": runs.train_seconds,
+                    "task_eval_seconds": runs.eval_seconds, "bucket_steps": runs.bucket_steps,
+                    "hparams": vars(hp) | {"max_length": max_length}}
+            if runs.failed[i]:
+                report.record_run(out, task.name, seed, error=runs.errors[seed], model=model)
+                info.update(status="failed", error=runs.errors[seed])
+            else:
+                preds = {s: engine.predictions(runs.logits[s][i], task.num_labels)
+                         for s in task.validation_splits}
+                labels = {s: evals[s]["labels"] for s in task.validation_splits}
+                m = metrics.validation_metrics(task, preds, labels)
+                report.record_run(out, task.name, seed, dict(m), model=model)
+                this_run = report.add_run(this_run, task.name, seed, dict(m))
+                info.update(status="ok", metrics={k: _json_number(v) for k, v in m.items()})
+                for s in task.validation_splits:
+                    _write_predictions(out / "predictions" / task.name / f"seed{seed}.{s}.jsonl",
+                                       evals[s]["idx"], preds[s], labels[s], task.is_regression)
+                n_ok += 1
+            files.atomic_write_text(out / "metrics" / task.name / f"seed{seed}.json",
+                                     json.dumps(info, indent=2, allow_nan=False) + "\n")
+        if test_predictions and n_ok:
+            # The best of this run's seeds.
+            best = report.best_run(this_run, task.name)
+            i = runs.seeds.index(best["seed"])
+            for s in task.test_splits:
+                report.write_submission(out / "submission", task.name, s, evals[s]["idx"],
+                                        runs.logits[s][i])
+        result = {"seeds": len(seed_list), "ok": n_ok, "failed": len(seed_list) - n_ok, "scored": scored}
+        if on_recorded is not None:
+            on_recorded(result)
+    return result
 
 
 CHOSEN_FILE = "hparams_used.json"  # {task: the searched values its runs used}
@@ -443,19 +450,21 @@ def _run_tasks(config, *, checkpoint, seeds, task_names, data_dir, out_dir: Path
             if task in chosen:
                 used.pop(task, None)  # replaced below once the runs are recorded
                 files.atomic_write_json(out_dir / CHOSEN_FILE, used)
+            def recorded(res, task=task, recipe=recipe):
+                if task in chosen:
+                    used[task] = chosen[task]
+                    files.atomic_write_json(out_dir / CHOSEN_FILE, used)
+                if res["ok"]:  # a rerun of the same command keeps it
+                    finished[task] = {"recipe": recipe, "seeds": settings[task][2], "scored": res["scored"]}
+                    files.atomic_write_json(out_dir / FINISHED_FILE, finished)
+
             res = run_task(task, config, bert_config=bert_config, params=params, tokenizer=tokenizer,
                            data_dir=data_dir, out=out_dir, model=model, seeds=seeds,
                            test_predictions=test_predictions, progress=progress, chosen=chosen.get(task),
-                           dataset=dataset)
-            if task in chosen:
-                used[task] = chosen[task]
-                files.atomic_write_json(out_dir / CHOSEN_FILE, used)
+                           dataset=dataset, on_recorded=recorded)
             scored[task] = res["scored"]
             if res["ok"] == 0:
                 errors[task] = f"all {res['seeds']} seeds diverged"
-            else:  # a rerun of the same command keeps it
-                finished[task] = {"recipe": recipe, "seeds": settings[task][2], "scored": res["scored"]}
-                files.atomic_write_json(out_dir / FINISHED_FILE, finished)
             print(f"{task}: {res['ok']} of {res['seeds']} seeds ok "
                   f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
         except Exception as e:  # one task's failure must not lose the others

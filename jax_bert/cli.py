@@ -136,7 +136,8 @@ def exit_on_signals() -> SignalStop:
     holds for minutes; a KeyboardInterrupt raised there unwinds through libraries not written for it, and
     the interpreter's exit then races XLA's threads (a segmentation fault). Here the C-level handler only
     writes the signal number into a pipe (signal.set_wakeup_fd); a thread waiting on the pipe prints the
-    line and ends the process with os._exit once no file is being written (jax_bert.files.WRITING)."""
+    line and ends the process with os._exit once no file is being written (jax_bert.files.WRITING, which a
+    job may also hold over several files that belong together)."""
     stop = SignalStop()
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
@@ -149,11 +150,11 @@ def exit_on_signals() -> SignalStop:
             number = os.read(read_end, 1)[0]
             if number in STOP_SIGNALS:
                 break
-        try:
-            kept = stop.kept()
-        except Exception as e:  # noqa: BLE001 - the line must still be printed
-            kept = f"what was kept is unknown ({type(e).__name__}: {e})"
-        with files.WRITING:
+        with files.WRITING:  # what is kept is read once the files being written are in place
+            try:
+                kept = stop.kept()
+            except Exception as e:  # noqa: BLE001 - the line must still be printed
+                kept = f"what was kept is unknown ({type(e).__name__}: {e})"
             sys.stdout.flush()
             start = "\n" if sys.stderr.isatty() else ""  # below a progress bar's line
             sys.stderr.write(f"{start}error: stopped by {signal.Signals(number).name}; {one_line(kept)}\n")
