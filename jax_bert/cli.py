@@ -162,7 +162,28 @@ def exit_on_signals() -> SignalStop:
             os._exit(128 + number)
 
     threading.Thread(target=wait_and_exit, name="exit-on-signal", daemon=True).start()
+    _whole_compilation_cache_entries()
     return stop
+
+
+def _whole_compilation_cache_entries() -> None:
+    """JAX writes a compiled program into its persistent cache in place (LRUCache.put: write_bytes), and
+    never replaces an entry that exists: an exit in the middle would leave a truncated entry that every
+    later run fails to read and compiles again. Each write holds jax_bert.files.WRITING, as ours do."""
+    try:
+        from jax._src import lru_cache
+    except ImportError:  # another JAX layout: nothing to guard
+        return
+    put = lru_cache.LRUCache.put
+    if getattr(put, "holds_files_writing", False):
+        return
+
+    def put_whole(self, key, value):
+        with files.WRITING:
+            return put(self, key, value)
+
+    put_whole.holds_files_writing = True
+    lru_cache.LRUCache.put = put_whole
 
 
 # ----------------------------------------------------------------------------- the command line

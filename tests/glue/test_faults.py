@@ -261,3 +261,19 @@ def test_an_out_that_is_a_file_or_holds_a_damaged_results_file_is_one_line(glue_
     assert glue(glue_example, out) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {out / 'results.json'} is damaged (") and "--fresh" in err
+
+
+def test_a_stop_waits_for_a_compilation_cache_write(tmp_path, monkeypatch):
+    """JAX writes its cache entries in place: a stop on a signal must not cut one short (cli.exit_on_signals
+    makes each write hold files.WRITING, which the stop takes before it exits)."""
+    from jax._src import lru_cache
+
+    from jax_bert import cli, files
+
+    monkeypatch.setattr(lru_cache.LRUCache, "put", lru_cache.LRUCache.put)  # restored after the test
+    held = []
+    monkeypatch.setattr(lru_cache.pathlib.Path, "write_bytes",
+                        lambda self, data: held.append(files.WRITING._is_owned()), raising=False)
+    cli._whole_compilation_cache_entries()
+    lru_cache.LRUCache(str(tmp_path), max_size=-1).put("key", b"bytes")
+    assert held == [True]
