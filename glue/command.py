@@ -9,6 +9,7 @@ import re
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 import glue.config
@@ -28,6 +29,8 @@ _TEST_PREDICTIONS = flags.DEFINE_boolean("test_predictions", False, "Also predic
 _REPORT_ONLY = flags.DEFINE_boolean("report_only", False, "Only rebuild the tables from the --out directories.")
 _CSV = flags.DEFINE_string("csv", None, "With --report_only: also write the table as CSV here.")
 _NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bars.")
+_FRESH = flags.DEFINE_boolean("fresh", False, "Start --out afresh: results already there (of this or another "
+                              "checkpoint) are moved aside to OUT.replaced-N, not deleted.")
 _HPARAMS = flags.DEFINE_string("hparams", None, "A search's chosen values: OUT/hparams of a --search run or one "
                                "TASK.json in it; they replace the config's for the tasks they name.")
 
@@ -70,18 +73,44 @@ def _define_search(argv, flag_values: flags.FlagValues):
                                     flag_values=flag_values)
 
 
+_STOP = cli.SignalStop()  # run_command's: what a Ctrl-C or SIGTERM says was kept
+
+
+def quiet_libraries() -> None:
+    """Keeps the libraries' advice and absl's log prefixes off the terminal: the job prints its own lines.
+    Warnings and errors of the libraries still show, as `warning (LOGGER): ...` (JAX_BERT_TRACEBACK=1: as they
+    come)."""
+    if os.environ.get("JAX_BERT_TRACEBACK"):
+        return
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # "PyTorch was not found. Models won't..."
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    absl_logging.get_absl_handler().setFormatter(_LibraryFormatter())
+
+
+class _LibraryFormatter(logging.Formatter):
+    """`warning (jax._src.xla_bridge): ...` instead of absl's `W1203 17:05:11.123456 140234 xla_bridge.py:9] ...`;
+    never `error: ...`, which is the job's own one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()} ({record.name}): {record.getMessage()}"
+
+
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
+    quiet_libraries()
     return run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value, tasks=_TASKS.value,
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,
-                    progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value)
+                    progress=not _NO_PROGRESS.value, search=flags.FLAGS.search, hparams=_HPARAMS.value,
+                    fresh=_FRESH.value, on_out=lambda out: setattr(_STOP, "kept", lambda: run.kept_after_stop(out)))
 
 
 def run_command() -> None:
     """scripts/glue.py: parse the command line and run. The flags are this module's; --help lists the
     main program's, so they are registered for it too."""
+    global _STOP
+    _STOP = cli.exit_on_signals()  # Ctrl-C / SIGTERM: one line, exit 130 / 143, finished tasks kept
     for flag in flags.FLAGS.get_key_flags_for_module(__name__):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main, flags_parser=parse)

@@ -83,8 +83,42 @@ def _load_parquet_split(task: Task, files: list[Path]) -> dict:
     return out
 
 
+def _load_parquet_checked(task: Task, split: str, files: list[Path]) -> dict:
+    out = _load_parquet_split(task, files)
+    where = str(files[0]) if len(files) == 1 else f"{files[0].parent}/{split}-*.parquet"
+    check_labels(task, split, out["label"], where, idx=out["idx"])
+    return out
+
+
 def _label_array(task: Task, labels) -> np.ndarray:
     return np.asarray(labels, dtype=np.float32 if task.is_regression else np.int64)
+
+
+def label_set(task: Task) -> str:
+    """The labels a task's data may hold, for messages."""
+    if task.is_regression:
+        return "a finite number (a similarity score)"
+    return "the class ids " + ", ".join(f"{i} ({n})" if n else str(i) for i, n in enumerate(
+        task.label_names or [""] * task.num_labels))
+
+
+def _labels_ok(task: Task, labels, unlabelled_allowed: bool) -> np.ndarray:
+    y = np.asarray(labels)
+    ok = np.isfinite(y) if task.is_regression else (y >= 0) & (y < task.num_labels)
+    return ok | (y == -1) if unlabelled_allowed else ok
+
+
+def check_labels(task: Task, split: str, labels: np.ndarray, where: str, idx=None) -> None:
+    """Every label of a split is in the task's label set (-1, unlabelled, only in test splits): fine-tuning
+    on an out-of-range class id fails far from the file, or silently learns nonsense. `where`: the file
+    (or dataset) for the message; `idx`: the rows' GLUE idx, named with the row's position."""
+    bad = np.flatnonzero(~_labels_ok(task, labels, split in task.test_splits))
+    if len(bad):
+        i = bad[0]
+        row = f"row {i}" if idx is None else f"row {i} (idx {int(idx[i])})"
+        more = f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else ""
+        raise GlueDataError(f"{where}, {row}: {task.name} label {np.asarray(labels)[i].item()!r} is outside its "
+                            f"label set{more}; expected {label_set(task)}.")
 
 
 def _parse_label(task: Task, value: str, where: str):
@@ -92,19 +126,34 @@ def _parse_label(task: Task, value: str, where: str):
     try:
         if task.tsv_label_map is not None:
             return task.tsv_label_map[value]
-        return float(value) if task.is_regression else int(value)
+        label = float(value) if task.is_regression else int(value)
     except (KeyError, ValueError):
-        valid = list(task.tsv_label_map) if task.tsv_label_map else (
-            "a number" if task.is_regression else "an integer id")
+        valid = list(task.tsv_label_map) if task.tsv_label_map else label_set(task)
         raise GlueDataError(f"{where}: bad {task.name} label {value!r}; expected {valid}.")
+    if not _labels_ok(task, label, False):
+        raise GlueDataError(f"{where}: {task.name} label {value!r} is outside its label set; expected "
+                            f"{label_set(task)}.")
+    return label
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8 (a byte-order mark allowed: MRPC's train.tsv has one); invalid bytes are
+    named by line and column instead of a raw UnicodeDecodeError."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise GlueDataError(f"{path}:{line}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {column}); "
+                            "GLUE files are UTF-8: re-save the file as UTF-8 or fix that row.") from None
 
 
 def _read_tsv_split(task: Task, split: str, path: Path) -> dict:
     spec = task.tsv[split]
     # utf-8-sig: MRPC's train.tsv starts with a byte-order mark. Split on '\n' only (not
     # str.splitlines) because text may contain other unicode line separators; no quoting.
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in f.read().split("\n")]
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in _read_text(path).split("\n")]
     start = 0
     if spec.has_header:
         header = lines[0].split("\t") if lines else []
@@ -164,7 +213,7 @@ def _load_local(task: Task, data_dir: Path, required, optional) -> dict:
         if layout == "hub":
             files = _hub_files(data_dir / task.name, split)
             if files:
-                result[split] = _load_parquet_split(task, files)
+                result[split] = _load_parquet_checked(task, split, files)
             elif split in required:
                 missing.append(str(data_dir / task.name / f"{split}-00000-of-00001.parquet"))
         else:
@@ -201,6 +250,8 @@ def _load_hub(task: Task, required, optional, cache_dir) -> dict:
         for c in task.text_columns:
             out[c] = ["" if t is None else t for t in d[c]]
         out["label"] = _label_array(task, d["label"])
+        check_labels(task, split, out["label"], f"{HUB_DATASET} {task.name} {split}",
+                     idx=out["idx"])
         result[split] = out
     return result
 

@@ -107,8 +107,12 @@ def load_results(path) -> dict:
     if not path.is_file():
         raise ValueError(f"No results file {path}; pass an output directory written by the GLUE "
                          "fine-tuning (it holds results.json).")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # cut short or edited by hand: the file is named
+        raise ValueError(f"{path} is damaged ({e}); restore it, or start that directory afresh (--fresh moves "
+                         "it aside).") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a results file of format_version {FORMAT_VERSION}.")
     for runs in data["runs"].values():
@@ -132,6 +136,15 @@ def record_run(out_dir, task: str, seed: int, metrics: Mapping[str, float] | Non
     results = add_run(results, task, seed, metrics, error)
     save_results(out_dir, results)
     return results
+
+
+def drop_task(out_dir, task: str) -> None:
+    """Removes every run of `task` from out_dir/results.json (before the runs of a new setting go in)."""
+    path = _results_path(out_dir)
+    if path.is_file():
+        results = load_results(path)
+        if results["runs"].pop(get_task(task).name, None) is not None:
+            save_results(out_dir, results)
 
 
 def set_extras(out_dir, model: str | None = None, **extras: float) -> dict:

@@ -5,6 +5,8 @@ what the user can fix, a traceback only for a bug.
   the other absl flags; a bad command line (unknown key, bad value, missing or broken config file,
   a value that `validate` refuses) is one line and exit status 2 (`USAGE`).
 - `script_named_like_a_package` lets scripts/glue.py share its name with the `glue` package.
+- `exit_on_signals` ends a job that keeps its results file by file (GLUE) at once on SIGINT / SIGTERM,
+  wherever it is: one line and exit status 130 / 143.
 - `run` calls the job; an expected error (`EXPECTED`: a ValueError from validation, data, teachers or
   checkpoints, an OSError such as a full disk or a read-only directory, or a `RunStopped`) is one line
   and exit status 1 (`FAILED`). Set JAX_BERT_TRACEBACK=1 to see its traceback anyway.
@@ -16,7 +18,9 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from typing import Callable, Sequence
 
@@ -24,6 +28,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from jax_bert import files
 from jax_bert.errors import PeerLost, RunStopped
 
 USAGE, FAILED = 2, 1
@@ -106,6 +111,79 @@ def run(job: Callable[[], object]):
         if os.environ.get("JAX_BERT_TRACEBACK"):
             raise
         fail(describe(e))
+
+
+# ----------------------------------------------------------------------------- stopping on a signal
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalStop:
+    """What `exit_on_signals` says on a signal: `kept()` tells what the job keeps (set it once the job
+    knows, e.g. its output directory); until then, that nothing was written."""
+
+    def __init__(self):
+        self.kept: Callable[[], str] = lambda: "nothing was written yet"
+
+
+def exit_on_signals() -> SignalStop:
+    """SIGINT (Ctrl-C) and SIGTERM end the process at once, wherever it is, compiling included: one line
+    `error: stopped by SIGINT; <what was kept>` on stderr and exit status 128 + the signal number (130,
+    143). For jobs whose results are complete files written one by one (jax_bert.files), not for the
+    pretraining loop, which finishes its step and saves.
+
+    Python runs a signal handler only when the main thread is between bytecodes, which a compilation
+    holds for minutes; a KeyboardInterrupt raised there unwinds through libraries not written for it, and
+    the interpreter's exit then races XLA's threads (a segmentation fault). Here the C-level handler only
+    writes the signal number into a pipe (signal.set_wakeup_fd); a thread waiting on the pipe prints the
+    line and ends the process with os._exit once no file is being written (jax_bert.files.WRITING, which a
+    job may also hold over several files that belong together)."""
+    stop = SignalStop()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: None)  # a Python handler, so that the C handler writes to the pipe
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def wait_and_exit():
+        while True:
+            number = os.read(read_end, 1)[0]
+            if number in STOP_SIGNALS:
+                break
+        with files.WRITING:  # what is kept is read once the files being written are in place
+            try:
+                kept = stop.kept()
+            except Exception as e:  # noqa: BLE001 - the line must still be printed
+                kept = f"what was kept is unknown ({type(e).__name__}: {e})"
+            sys.stdout.flush()
+            start = "\n" if sys.stderr.isatty() else ""  # below a progress bar's line
+            sys.stderr.write(f"{start}error: stopped by {signal.Signals(number).name}; {one_line(kept)}\n")
+            sys.stderr.flush()
+            os._exit(128 + number)
+
+    threading.Thread(target=wait_and_exit, name="exit-on-signal", daemon=True).start()
+    _whole_compilation_cache_entries()
+    return stop
+
+
+def _whole_compilation_cache_entries() -> None:
+    """JAX writes a compiled program into its persistent cache in place (LRUCache.put: write_bytes), and
+    never replaces an entry that exists: an exit in the middle would leave a truncated entry that every
+    later run fails to read and compiles again. Each write holds jax_bert.files.WRITING, as ours do."""
+    try:
+        from jax._src import lru_cache
+    except ImportError:  # another JAX layout: nothing to guard
+        return
+    put = lru_cache.LRUCache.put
+    if getattr(put, "holds_files_writing", False):
+        return
+
+    def put_whole(self, key, value):
+        with files.WRITING:
+            return put(self, key, value)
+
+    put_whole.holds_files_writing = True
+    lru_cache.LRUCache.put = put_whole
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from typing import Any, Callable
+
+# Held while a file is written and renamed into place: a process that ends on a signal waits for it
+# (jax_bert.cli.exit_on_signals), so that it leaves neither a half-written target nor a stray temporary.
+WRITING = threading.RLock()
 
 
 def _umask() -> int:
@@ -36,15 +41,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
-    os.close(fd)
-    try:
-        write(tmp)
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with WRITING:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
+        os.close(fd)
+        try:
+            write(tmp)
+            follow_umask(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -10,7 +10,23 @@ See glue/run.py for the outputs and an offline example (synthetic data, tiny che
 chooses each task's learning rate, warm-up ratio and epochs first (glue/search.py, keys in
 glue/search_config.py); --hparams runs with the values a search chose (its OUT/hparams directory or a file).
 """
-from jax_bert.cli import script_named_like_a_package
+import os
+import signal
+import sys
+
+
+def _stopped_while_starting(number, frame):
+    # Until glue.command installs its own stop (jax_bert.cli.exit_on_signals): one line, not a traceback
+    # from the middle of an import.
+    print(f"error: stopped by {signal.Signals(number).name} while starting; nothing was written", file=sys.stderr)
+    os._exit(128 + number)
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _stopped_while_starting)
+
+from jax_bert.cli import script_named_like_a_package  # noqa: E402
 
 # This file is named like the `glue` package: imported as `glue`, it hands over to the package (docs/design.md).
 script_named_like_a_package(__name__, __file__)

@@ -136,6 +136,12 @@ def resolve_hf_dir(path_or_name: str) -> str:
             f"Offline, pass a local directory holding config.json and model.safetensors instead.") from e
 
 
+def find_weights_file(directory: str) -> str | None:
+    """The weights file that `load_hf` reads in a local directory, or None."""
+    return next((os.path.join(directory, f) for f in _WEIGHT_FILES
+                 if os.path.exists(os.path.join(directory, f))), None)
+
+
 def load_hf(path_or_name: str, **config_overrides) -> tuple[BertConfig, dict]:
     """Reads a Hugging Face BERT checkpoint -> (BertConfig, params).
 
@@ -153,8 +159,7 @@ def load_hf(path_or_name: str, **config_overrides) -> tuple[BertConfig, dict]:
         config = BertConfig.from_hf_file(config_file, **config_overrides)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{config_file}: {e}") from e
-    weights_file = next((os.path.join(directory, f) for f in _WEIGHT_FILES
-                         if os.path.exists(os.path.join(directory, f))), None)
+    weights_file = find_weights_file(directory)
     if weights_file is None:
         raise CheckpointError(f"{directory}: no weights file; expected one of {_WEIGHT_FILES}.")
     state = _read_state_dict(weights_file)

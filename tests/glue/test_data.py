@@ -187,6 +187,49 @@ def test_real_tsv_formats_and_label_conventions(tmp_path):
         data.load_task("qnli", tmp_path)
 
 
+def test_labels_outside_the_label_set_name_file_and_row(tmp_path):
+    root = synthetic.write_synthetic_glue(tmp_path / "t", "tsv", SIZES, tasks=["sst2", "stsb"])
+    train = root / "SST-2" / "train.tsv"
+    lines = train.read_text().splitlines()
+    lines[3] = lines[3].rsplit("\t", 1)[0] + "\t7"  # line 4 of the file
+    _write(train, lines)
+    with pytest.raises(data.GlueDataError, match=rf"{train}:4: sst2 label '7' is outside its label set; "
+                       r"expected the class ids 0 \(negative\), 1 \(positive\)"):
+        data.load_task("sst2", root)
+    dev = root / "STS-B" / "dev.tsv"
+    lines = dev.read_text().splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\tnan"
+    _write(dev, lines)
+    with pytest.raises(data.GlueDataError, match=rf"{dev}:3: stsb label 'nan' is outside its label set"):
+        data.load_task("stsb", root)
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    hub = synthetic.write_synthetic_glue(tmp_path / "h", "hub", SIZES, tasks=["mnli"])
+    path = hub / "mnli" / "validation_matched-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    labels = table.column("label").to_pylist()
+    labels[5], labels[7] = 3, -1  # -1 means unlabelled: in a test split only
+    pq.write_table(table.set_column(table.column_names.index("label"), "label", pa.array(labels)), path)
+    with pytest.raises(data.GlueDataError, match=rf"{path}, row 5 \(idx 5\): mnli label 3 is outside its label "
+                       r"set \(and 1 more rows\); expected the class ids 0 \(entailment\), 1 \(neutral\), "
+                       r"2 \(contradiction\)"):
+        data.load_task("mnli", hub)
+    assert (data.load_task("mnli", hub, splits=["test_matched"])["test_matched"]["label"] == -1).all()
+
+
+def test_invalid_utf8_names_file_line_and_column(tmp_path):
+    root = synthetic.write_synthetic_glue(tmp_path, "tsv", SIZES, tasks=["cola"])
+    path = root / "CoLA" / "train.tsv"
+    raw = path.read_bytes().split(b"\n")
+    raw[2] = raw[2][:5] + b"\xff" + raw[2][5:]
+    path.write_bytes(b"\n".join(raw))
+    with pytest.raises(data.GlueDataError, match=rf"{path}:3: invalid UTF-8 \(byte 0xff at column 6\); GLUE "
+                       "files are UTF-8"):
+        data.load_task("cola", root)
+
+
 def test_missing_files_name_the_expected_ones(tmp_path):
     with pytest.raises(data.GlueDataError, match=r"rte/train-00000-of-00001.parquet.*RTE/train"):
         data.load_task("rte", tmp_path)

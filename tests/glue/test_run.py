@@ -11,6 +11,7 @@ import copy
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -315,7 +316,8 @@ def glue_command(args, monkeypatch) -> int:
     return run.main(values.config, checkpoint=values.checkpoint, seeds=values.seeds, tasks=values.tasks,
                     data_dir=values.data_dir, out=values.out, model_name=values.model_name,
                     test_predictions=values.test_predictions, report_only=values.report_only, csv=values.csv,
-                    progress=not values.no_progress, search=values.search, hparams=values.hparams)
+                    progress=not values.no_progress, search=values.search, hparams=values.hparams,
+                    fresh=values.fresh)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -375,6 +377,9 @@ def test_script_end_to_end(glue_example, tmp_path):
     assert [r["status"] for r in results["runs"]["cola"]] == ["ok", "ok"]
     assert min(r["metrics"]["matthews_correlation"] for r in results["runs"]["cola"]) > 60.0
     assert "| checkpoint |" in res.stdout and res.stdout.strip() in (out / "results.md").read_text()
+    # The end says what was written where; no library noise (absl's prefixes, transformers' advice).
+    assert f"wrote {out}:" in res.stderr and "submission/" in res.stderr
+    assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d", res.stderr, re.M) and "PyTorch was not found" not in res.stderr
 
     res = run_script(["--report_only", "--out", str(out), "--out", str(out), "--csv", str(tmp_path / "t.csv")])
     assert res.returncode == 0, res.stderr[-3000:]
