@@ -126,7 +126,8 @@ def scaling_table(rows: list[dict]) -> str:
     from jax_bert.plan import report
 
     lines = ["| config | GPUs | accelerator | fits | best mesh (data x fsdp x tensor), accumulation, remat | "
-             "peak per GPU | projected tokens/s | projected 100k steps |", "|---|---|---|---|---|---|---|---|"]
+             "peak per GPU | projected tokens/s | projected run (the config's steps) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["plan"]
         if p is None:
