@@ -25,3 +25,15 @@ def add_rigl(c):
 
 def get_config(layout: str = "original"):
     return add_rigl(load_sibling(__file__, "sparse80_kd_onecycle").get_config(layout))
+
+
+def variant(level: float, max_lr: float, width: int = 1):
+    """This recipe at another per-tensor sparsity `level` and one-cycle `max_lr`, on a BERT-base
+    `width` times as wide (hidden and intermediate sizes; 12 heads and 12 layers, as the original
+    widened it): the original's trifecta family (configs/rigl85.py, rigl90.py, rigl_2x_wide.py,
+    rigl_4x_wide.py)."""
+    c = get_config()
+    c.sparsity.level = level
+    c.optim.learning_rate = max_lr
+    c.model.update(hidden_size=768 * width, intermediate_size=3072 * width)
+    return c

@@ -4,6 +4,7 @@ device count when it starts), shared by the tests through the session fixture `e
     mesh_runs       tiny pretraining runs on 8-device meshes (MESH_RUNS), each compared by its test with
                     the same run on one device (`one_device_overrides`): losses, masks and weights
     sharding_costs  the train step compiled for data 8, fsdp 8 and data 4 x tensor 2 (test_sharding_cost.py)
+    plan_state      the planner's state bytes per device beside a live state's, on PLAN_MESHES (tests/plan)
 
     python tests/eight_devices.py ROOT CACHE_DIR    # prints the results as one JSON line
 """
@@ -37,6 +38,56 @@ MESH_RUNS = {
 # The model and recipes of the sharding costs (test_sharding_cost.py says why these).
 SHARDING_MESHES = {"data": (8, 1, 1), "fsdp": (1, 8, 1), "tensor": (4, 1, 2)}
 SHARDING_RECIPES = ("dense", "rigl80_kd")
+
+
+# The planner's state against a live one (tests/plan/test_planner.py): sparse with RigL, on these meshes.
+PLAN_MESHES = {"2x2x2": (2, 2, 2), "fsdp8": (1, 8, 1)}
+
+
+def plan_config():
+    """A tiny sparse RigL recipe with a fixed vocabulary (planned without data)."""
+    from jax_bert.train.config import base_config
+
+    c = base_config()
+    c.model.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                   max_position_embeddings=32, vocab_size=600, scan_layers=True)
+    c.train.update(steps=100, global_batch_size=8, seq_len=32)
+    c.sparsity.update(enabled=True, level=0.8)
+    c.sparsity.rigl.update(enabled=True, update_freq=10, start=10)
+    return c
+
+
+def live_state_bytes(state) -> list[dict]:
+    """Per device, {kind: bytes} of the shards a live state holds there, from the allocated buffers."""
+    import jax
+
+    import sparsity
+    from jax_bert.plan.state import KINDS, kind_of
+
+    per_device: dict = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        kind = kind_of(sparsity.path_str(path), leaf)
+        for shard in leaf.addressable_shards:
+            data = shard.data
+            if jax.dtypes.issubdtype(data.dtype, jax.dtypes.prng_key):
+                data = jax.random.key_data(data)
+            counts = per_device.setdefault(shard.device.id, dict.fromkeys(KINDS[:4], 0))
+            counts[kind] += int(data.nbytes)
+    return [per_device[d] for d in sorted(per_device)]
+
+
+def plan_state() -> dict:
+    """{mesh name: {"planned": bytes per kind, "live": [bytes per kind on each device]}}."""
+    from jax_bert.plan import planner, recipe, state
+    from jax_bert.train import sharding
+
+    out = {}
+    for name, sizes in PLAN_MESHES.items():
+        mesh = sharding.mesh_of(sizes)
+        program, _ = planner.build(recipe.recipe_of(plan_config()), mesh)
+        out[name] = {"planned": state.state_bytes(program.abstract_state, program.shardings),
+                     "live": live_state_bytes(program.init_state())}
+    return out
 
 
 def one_device_overrides(name: str) -> dict:
@@ -83,5 +134,6 @@ if __name__ == "__main__":
     jax.config.update("jax_compilation_cache_dir", os.path.join(ROOT, ".jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     assert jax.device_count() == DEVICES, jax.device_count()
-    result = {"mesh_runs": mesh_runs(sys.argv[1], sys.argv[2]), "sharding_costs": sharding_costs()}
+    result = {"mesh_runs": mesh_runs(sys.argv[1], sys.argv[2]), "sharding_costs": sharding_costs(),
+              "plan_state": plan_state()}
     print(json.dumps(result))

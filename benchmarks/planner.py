@@ -1,0 +1,188 @@
+"""The planner's time model held to what this machine measures, and the planner over many clusters
+(scripts/benchmark_plan.py).
+
+    python scripts/benchmark_plan.py                     # tiny and small presets, this CPU
+    python scripts/benchmark_plan.py --presets small --out plan_check.json
+    python scripts/benchmark_plan.py --mode scaling --configs configs/rigl80.py,configs/rigl_4x_wide.py \
+        --devices 8,64 --accelerators a100-40gb,a100-80gb,h100-80gb      # docs/scaling.md's table
+
+--mode scaling compiles each config for each device count on the data-parallel mesh (data N) and on
+fsdp (fsdp N), each with the least accumulation in {1, 2, 4, 8} that fits the largest accelerator, then
+with remat; each compiled plan is projected on every accelerator (the compile does not depend on it),
+and the table shows, per accelerator, the fastest plan that fits. One process with as many fake CPU
+devices as the largest count; the compile time of each plan is printed.
+
+This CPU's peak is measured in the same run, by a float32 matmul (the best of several, all cores): the
+time model's compute term, the step's analytical FLOPs / that peak, is then the step time at MFU 1.
+Each preset's dense train step (benchmarks/pretraining.py's Engine: the loop's own step builder, one
+device, float32, synthetic batch) is timed after warm-up; measured / projected-at-peak is this CPU's
+MFU, the number to put in `--mfu` for a projection on this machine. The same run prints XLA's FLOPs of
+each compiled step against the analytical count (planner: loop bodies counted once).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import pretraining, timing
+from jax_bert import files
+from jax_bert.data import mlm_batches
+from jax_bert.plan import flops as flop_counts
+from jax_bert.train import sharding
+
+
+def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
+    """FLOP/s of the fastest of `repeats` float32 [n, n] x [n, n] matmuls (jitted, 4 chained per call)."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+
+    @jax.jit
+    def four(x):
+        for _ in range(4):
+            x = x @ a * (1.0 / n)
+        return x
+
+    jax.block_until_ready(four(a))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(four(a))
+        best = min(best, time.perf_counter() - start)
+    return 4 * 2 * n**3 / best
+
+
+def check_preset(preset: str, peak: float, steps: int) -> dict:
+    d = pretraining.RUN_DEFAULTS[preset]
+    cfg = pretraining.model_config(preset)
+    batch_np, _ = pretraining.synthetic_batch(d["batch"], d["length"], cfg.vocab_size, 0)
+    engine = pretraining.Engine(cfg, sharding.mesh_of((1, 1, 1)), batch_np)
+    compile_s = engine.compile()
+    timing.time_steps(engine.step, 2)
+    measured = statistics.median(timing.time_steps(engine.step, steps))
+    slots = mlm_batches.max_predictions(d["length"], pretraining.MLM_PROBABILITY)
+    analytical = flop_counts.step_flops(cfg, (), rows=d["batch"], seq_len=d["length"], slots=slots)["total"]
+    cost = engine.compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    as_xla = flop_counts.as_xla_counts(cfg, (), micro_rows=d["batch"], seq_len=d["length"], slots=slots)
+    projected = analytical / peak
+    return {"preset": preset, "length": d["length"], "batch": d["batch"], "analytical_flops": analytical,
+            "xla_flops": float(cost.get("flops", 0.0)), "xla_over_analytical": float(cost.get("flops", 0.0)) / as_xla,
+            "projected_at_peak_s": projected, "measured_s": measured, "mfu": projected / measured,
+            "compile_s": compile_s}
+
+
+def scaling(configs: list[str], device_counts: list[int], accelerator_names: list[str], mfu: float) -> list[dict]:
+    """Rows of docs/scaling.md: per config, device count and accelerator, the fastest fitting plan of
+    those compiled (see the module docstring)."""
+    from jax_bert.plan import accelerators, planner, recipe, report
+    from jax_bert.train.config import load_config_file
+
+    accs = [accelerators.accelerator(a) for a in accelerator_names]
+    largest = max(accs, key=lambda a: a.hbm_bytes)
+    rows = []
+    for path in configs:
+        name, _, arg = path.partition(":")
+        config = load_config_file(name).get_config(*([arg] if arg else []))
+        config_dir = os.path.dirname(os.path.abspath(name))
+        for n in device_counts:
+            measured = []
+            for mesh in ((n, 1, 1), (1, n, 1)):
+                for remat in (False, True):
+                    done = False
+                    for accum in planner.ACCUMULATION:
+                        changed = recipe.with_changes(config, accum_steps=accum, remat=remat, mesh=mesh)
+                        if not planner.splits(changed, mesh):
+                            continue
+                        state_only = planner.measure(changed, mesh, config_dir=config_dir, compile_step=False)
+                        if planner.project(state_only, largest)["fits"] is not None:
+                            done = True  # the state alone is over the largest accelerator's budget
+                            break
+                        m = planner.measure(changed, mesh, config_dir=config_dir)
+                        measured.append(m)
+                        fit = planner.project(m, largest, mfu=mfu)
+                        print(f"{path} on {n}: {report.mesh_text(m['mesh'])}, accumulation {accum}, remat "
+                              f"{'on' if remat else 'off'}: peak {report.gib(m['compiled_bytes']['peak'])}, "
+                              f"compiled in {m['compile_seconds']:.0f} s", flush=True)
+                        if fit["fits"]:
+                            done = True
+                            break
+                    if done:
+                        break
+            for acc in accs:
+                plans = [planner.project(m, acc, mfu=mfu) for m in measured]
+                fitting = sorted((p for p in plans if p["fits"]), key=lambda p: p["projection"]["at_mfu_s"])
+                best = fitting[0] if fitting else None
+                rows.append({"config": path, "devices": n, "accelerator": acc.name, "plan": best,
+                             "compile_seconds": [m["compile_seconds"] for m in measured]})
+    return rows
+
+
+def scaling_table(rows: list[dict]) -> str:
+    from jax_bert.plan import report
+
+    lines = ["| config | GPUs | accelerator | fits | best mesh (data x fsdp x tensor), accumulation, remat | "
+             "peak per GPU | projected tokens/s | projected run (the config's steps) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = r["plan"]
+        if p is None:
+            lines.append(f"| {r['config']} | {r['devices']} | {r['accelerator']} | no | - | - | - | - |")
+            continue
+        m, t = p["mesh"], p["projection"]
+        lines.append(f"| {r['config']} | {r['devices']} | {r['accelerator']} | yes | {m['data']} x {m['fsdp']} x "
+                     f"{m['tensor']}, {p['accum_steps']}, {'on' if p['remat'] else 'off'} | "
+                     f"{report.gib(p['compiled_bytes']['peak'])} | {t['tokens_per_s']:,.0f} | "
+                     f"{report.duration(t['run_s'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=("cpu", "scaling"), default="cpu")
+    p.add_argument("--configs", default="configs/rigl80.py", help="--mode scaling: comma-separated config files")
+    p.add_argument("--devices", default="8,64", help="--mode scaling: comma-separated device counts")
+    p.add_argument("--accelerators", default="a100-40gb,a100-80gb,h100-80gb", help="--mode scaling")
+    p.add_argument("--mfu", type=float, default=0.4, help="--mode scaling: the MFU of the projections")
+    p.add_argument("--presets", default="tiny,small", help="comma-separated presets of benchmarks/presets.py")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per preset (after 2 of warm-up)")
+    p.add_argument("--out", default=None, help="write the results as JSON to this file")
+    args = p.parse_args(argv)
+    if args.mode == "scaling":
+        counts = [int(x) for x in args.devices.split(",")]
+        timing.use_cpu_devices(max(counts))
+        rows = scaling([c for c in args.configs.split(",") if c], counts, args.accelerators.split(","), args.mfu)
+        print(scaling_table(rows))
+        if args.out:
+            files.atomic_write_json(args.out, {"environment": timing.environment(), "rows": rows})
+        return {"rows": rows}
+    presets = [x.strip() for x in args.presets.split(",") if x.strip()]
+    unknown = [x for x in presets if x not in pretraining.RUN_DEFAULTS]
+    if unknown or not presets:
+        p.error(f"--presets takes a subset of {','.join(pretraining.RUN_DEFAULTS)}, got {args.presets!r}")
+    if args.steps < 1:
+        p.error(f"--steps must be >= 1, got {args.steps}")
+    env = timing.environment()
+    with timing.CpuMonitor() as monitor:
+        peak = matmul_peak()
+        rows = [check_preset(preset, peak, args.steps) for preset in presets]
+    print(f"{env['date']}  jax {env['jax']}, {env['usable_cpus']} usable CPUs; this CPU's float32 matmul peak "
+          f"{peak / 1e9:,.1f} GFLOP/s (measured in this run)")
+    timing.print_table(rows, [("preset", "preset", ""), ("length", "length", "{}"), ("batch", "batch", "{}"),
+                              ("analytical_flops", "GFLOP/step", "{:.3g}"),
+                              ("xla_over_analytical", "XLA / analytical", "{:.3f}"),
+                              ("projected_at_peak_s", "projected at peak s", "{:.4f}"),
+                              ("measured_s", "measured s", "{:.4f}"), ("mfu", "this CPU's MFU", "{:.1%}"),
+                              ("compile_s", "compile s", "{:.1f}")])
+    note = timing.load_note(monitor)
+    if note:
+        print(note)
+    result = {"environment": env, "peak_flops": peak, "rows": rows, "other_cpu_share": monitor.other_share}
+    if args.out:
+        files.atomic_write_json(args.out, result)
+        print(f"wrote {args.out}")
+    return result
