@@ -52,7 +52,7 @@ _UNCHECKED = ("import sys; sys.path.insert(0, {tests!r}); from jax_bert.train im
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before the save", "during the save"])
-def test_a_full_disk_is_one_line_and_keeps_thecheckpoints_dir(straight, cache_dir, small_disk, when):
+def test_a_full_disk_is_one_line_and_keeps_the_checkpoints(straight, cache_dir, small_disk, when):
     workdir = str(small_disk / "run")
     shutil.copytree(straight, workdir, ignore=shutil.ignore_patterns("8", "eval_results.json"))  # resume at 4
     before = sorted(os.listdir(checkpoints_dir(workdir)))
