@@ -174,8 +174,9 @@ def _whole_compilation_cache_entries() -> None:
         from jax._src import lru_cache
     except ImportError:  # another JAX layout: nothing to guard
         return
-    put = lru_cache.LRUCache.put
-    if getattr(put, "holds_files_writing", False):
+    cache_class = getattr(lru_cache, "LRUCache", None)  # a private class: absent in another JAX, no guard
+    put = getattr(cache_class, "put", None)
+    if put is None or getattr(put, "holds_files_writing", False):
         return
 
     def put_whole(self, key, value):
@@ -183,7 +184,7 @@ def _whole_compilation_cache_entries() -> None:
             return put(self, key, value)
 
     put_whole.holds_files_writing = True
-    lru_cache.LRUCache.put = put_whole
+    cache_class.put = put_whole
 
 
 # ----------------------------------------------------------------------------- the command line
