@@ -104,22 +104,20 @@ def measure(config: ml_collections.ConfigDict, sizes: Sequence[int], *, devices=
     start = time.perf_counter()
     compiled, _ = step_cost.compile_train_step(program, mesh, teachers, rows=recipe.micro_rows, length=recipe.seq_len,
                                                slots=recipe.slots, accum_steps=recipe.accum_steps)
-    out["compile_seconds"] = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    compiled_bytes = {"arguments": int(memory.argument_size_in_bytes), "outputs": int(memory.output_size_in_bytes),
-                      "aliased": int(memory.alias_size_in_bytes), "temporaries": int(memory.temp_size_in_bytes)}
+    cost = step_cost.cost_of(compiled, time.perf_counter() - start)
+    out["compile_seconds"] = cost.compile_seconds
+    compiled_bytes = {"arguments": cost.argument_bytes, "outputs": cost.output_bytes, "aliased": cost.alias_bytes,
+                      "temporaries": cost.temp_bytes}
     compiled_bytes["peak"] = (compiled_bytes["arguments"] + compiled_bytes["outputs"] - compiled_bytes["aliased"]
                               + compiled_bytes["temporaries"])
     out["compiled_bytes"], out["memory_model"] = compiled_bytes, MEMORY_MODEL
 
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     n = len(devices)
     analytical = flop_counts.step_flops(m, recipe.teachers, rows=recipe.global_rows, seq_len=recipe.seq_len,
                                         slots=recipe.slots)
     as_xla = flop_counts.as_xla_counts(m, recipe.teachers, micro_rows=recipe.micro_rows, seq_len=recipe.seq_len,
                                        slots=recipe.slots) / n
-    xla = float(cost.get("flops", 0.0))
+    xla = cost.flops
     out["flops"] = {"analytical_per_device": analytical["total"] / n, "analytical_student": analytical["student"],
                     "analytical_teachers": analytical["teachers"], "xla_per_device": xla,
                     "analytical_as_xla_counts_per_device": as_xla, "xla_over_analytical": xla / as_xla}

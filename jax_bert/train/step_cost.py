@@ -41,6 +41,7 @@ class StepCost:
     argument_bytes: int
     output_bytes: int
     temp_bytes: int
+    alias_bytes: int  # outputs that reuse an argument's buffer (the donated state)
     flops: float
     collectives: dict[str, int]
     compile_seconds: float
@@ -106,7 +107,8 @@ def cost_of(compiled, compile_seconds: float = 0.0) -> StepCost:
     text = compiled.as_text()
     counts = {op: len(re.findall(rf"\s{op}(?:-start)?\(", text)) for op in COLLECTIVES}
     return StepCost(int(memory.argument_size_in_bytes), int(memory.output_size_in_bytes),
-                    int(memory.temp_size_in_bytes), float(cost.get("flops", 0.0)), counts, compile_seconds)
+                    int(memory.temp_size_in_bytes), int(memory.alias_size_in_bytes), float(cost.get("flops", 0.0)),
+                    counts, compile_seconds)
 
 
 def _on(shapes, shardings):
