@@ -65,3 +65,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def lock_folder(folder: str | os.PathLike, busy: Callable[[str], str]):
+    """An exclusive flock on FOLDER/.lock, held while the returned file stays open (closing it, or the
+    process ending, even killed, releases it); the file names the holder. Another process holding it:
+    ValueError(busy(holder)), where holder is "pid N on HOST"."""
+    import fcntl
+
+    f = open(os.path.join(folder, ".lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise ValueError(busy(holder)) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    f.flush()
+    return f

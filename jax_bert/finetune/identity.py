@@ -128,23 +128,10 @@ class OneRunAtATime:
         self.out, self._file = Path(out), None
 
     def acquire(self) -> None:
-        import fcntl
-
         self.out.mkdir(parents=True, exist_ok=True)
-        f = open(self.out / LOCK_FILE, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise ValueError(f"{self.out} is in use by a fine-tuning run that is still going ({holder}); wait for "
-                             "it to finish, stop it, or give another --out.") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-        f.flush()
-        self._file = f
+        self._file = files.lock_folder(self.out, lambda holder: (
+            f"{self.out} is in use by a fine-tuning run that is still going ({holder}); wait for it to finish, "
+            "stop it, or give another --out."))
 
     def release(self) -> None:
         if self._file is not None:

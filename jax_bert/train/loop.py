@@ -8,7 +8,6 @@ The step itself (dense, sparse, RigL, distillation) is built by train/step.py.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import math
 import os
@@ -183,23 +182,11 @@ def _workdir_lock(workdir: str, enabled: bool):
     if not enabled:
         yield
         return
-    path = os.path.join(workdir, ".lock")
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise ValueError(f"{workdir} is in use by a run that is still going ({holder}); wait for it to "
-                             "finish, stop it, or choose another --workdir.") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    lock = files.lock_folder(workdir, lambda holder: (
+        f"{workdir} is in use by a run that is still going ({holder}); wait for it to finish, stop it, or "
+        "choose another --workdir."))
+    with lock:
+        yield
 
 
 def _prepare_workdir(workdir: str) -> None:
