@@ -14,7 +14,7 @@ from ml_collections import config_flags
 
 import glue.config
 from glue import run, search_config
-from jax_bert import cli
+from jax_bert import cli, compile_cache
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Hugging Face BERT directory or pretraining work directory.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Runs (seeds 0..N-1) per task; overrides the per-task runs.")
@@ -99,6 +99,7 @@ def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
     quiet_libraries()
+    cli.run(lambda: compile_cache.enable(compile_cache.FLAG.value))
     return run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value, tasks=_TASKS.value,
                     data_dir=_DATA_DIR.value, out=_OUT.value, model_name=_MODEL_NAME.value,
                     test_predictions=_TEST_PREDICTIONS.value, report_only=_REPORT_ONLY.value, csv=_CSV.value,
@@ -111,6 +112,7 @@ def run_command() -> None:
     main program's, so they are registered for it too."""
     global _STOP
     _STOP = cli.exit_on_signals()  # Ctrl-C / SIGTERM: one line, exit 130 / 143, finished tasks kept
-    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+    key_flags = flags.FLAGS.get_key_flags_for_module(__name__) + [flags.FLAGS[compile_cache.FLAG.name]]
+    for flag in key_flags:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main, flags_parser=parse)

@@ -15,9 +15,10 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from jax_bert import cli  # noqa: E402
+from jax_bert import cli, compile_cache  # noqa: E402
 from jax_bert.train import config as pretrain_config  # noqa: E402
 
+flags.adopt_module_key_flags(compile_cache)  # --compile_cache, listed by --help
 _WORKDIR = flags.DEFINE_string("workdir", None, "Work directory (default: runs/<config name>).")
 
 
@@ -43,6 +44,8 @@ def main(argv):
     import jax
 
     from jax_bert.train import loop, summary
+
+    cli.run(lambda: compile_cache.enable(compile_cache.FLAG.value))  # a second run starts warm
 
     config = flags.FLAGS.config
     workdir = _WORKDIR.value or os.path.join(
