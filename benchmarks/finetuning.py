@@ -183,8 +183,8 @@ def seeds_main(argv=None) -> dict:
               f"{r['positions_per_s']:,.0f} |")
     speedup_cold = cold["sequential"] / cold["vmapped"]
     speedup_warm = rows[0]["warm_s"] / rows[1]["warm_s"]
-    print(f"speed-up vmapped / sequential: {speedup_cold:.2f}x cold, {speedup_warm:.2f}x warm "
-          "(warm times include evaluation)")
+    print(f"speed-up vmapped / sequential: {timing.ratio_text(speedup_cold, monitor)} cold, "
+          f"{timing.ratio_text(speedup_warm, monitor)} warm (warm times include evaluation)")
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params_shape(config, params, task.num_labels)))
     print(f"params per seed: {n_params:,}; params + grads + Adam mu + nu in float32: "
           f"{16 * n_params / 1e9:.3f} GB per seed, {16 * n_params * args.seeds / 1e9:.2f} GB for "
@@ -196,6 +196,7 @@ def seeds_main(argv=None) -> dict:
         print(timing.load_note(monitor))
     return {"rows": rows, "steps": steps, "max_logit_diff": diff, "speedup_cold": speedup_cold,
             "speedup_warm": speedup_warm, "params_per_seed": n_params, "other_cpu_share": monitor.other_share,
+            "ratios_valid": timing.is_quiet(monitor),
             "bucket_steps": vm_result.bucket_steps}
 
 
@@ -411,16 +412,17 @@ def _suite_report(records, ways, args, monitor) -> dict:
                 key = f"{w} vs {peer}"
                 ratios[key] = {k: totals[peer][k] / totals[w][k] for k in ("cold_s", "warm_s", "full_glue_h")}
                 ratios[key]["examples_per_s"] = totals[w]["examples_per_s"] / totals[peer]["examples_per_s"]
-                print(f"{key}: suite {ratios[key]['cold_s']:.2f}x cold, {ratios[key]['warm_s']:.2f}x warm; "
-                      f"training examples/s {ratios[key]['examples_per_s']:.2f}x; full GLUE projected "
-                      f"{ratios[key]['full_glue_h']:.2f}x")
+                r = {k: timing.ratio_text(v, monitor) for k, v in ratios[key].items()}
+                print(f"{key}: suite {r['cold_s']} cold, {r['warm_s']} warm; training examples/s "
+                      f"{r['examples_per_s']}; full GLUE projected {r['full_glue_h']}")
     print("\nsteps per padded length, and positions the dense layers computed per real token:")
     for r in records:
         print(f"  {r['task']}: " + "; ".join(
             f"{w}: {b}, {r['positions'][w] / r['real_tokens']:.2f}" for w, b in r["bucket_steps"].items()))
     if timing.load_note(monitor):
         print(timing.load_note(monitor))
-    return {"records": records, "totals": totals, "ratios": ratios, "other_cpu_share": monitor.other_share}
+    return {"records": records, "totals": totals, "ratios": ratios, "other_cpu_share": monitor.other_share,
+            "ratios_valid": timing.is_quiet(monitor)}
 
 
 # ------------------------------------------------------------------ one gradient step, four ways
@@ -470,7 +472,7 @@ def vmap_step(dropout: float, seeds: int = SEEDS, batch: int = BATCH, length: in
         m = statistics.median(t)
         rows.append({"way": name, "median_s": m, "per_seed_s": m / seeds, "speedup": base / m})
         print(f"  {name:24s} {m * 1e3:7.1f} ms for {seeds} seeds ({m / seeds * 1e3:5.1f} ms per seed), "
-              f"speed-up vs one at a time {base / m:.2f}x")
+              f"speed-up vs one at a time {timing.ratio_text(base / m, monitor)}")
     if timing.load_note(monitor):
         print(timing.load_note(monitor))
     return rows

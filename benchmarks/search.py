@@ -128,8 +128,8 @@ def search_main(argv=None) -> dict:
         print(f"| {r['way']} | {r['cold_s']:.2f} | {r['warm_s']:.2f} |")
     speedup_cold = cold["one after another"] / cold["one program"]
     speedup_warm = rows[0]["warm_s"] / rows[1]["warm_s"]
-    print(f"speed-up one program / one after another: {speedup_cold:.2f}x cold, {speedup_warm:.2f}x warm "
-          "(training and held-out scoring)")
+    print(f"speed-up one program / one after another: {timing.ratio_text(speedup_cold, monitor)} cold, "
+          f"{timing.ratio_text(speedup_warm, monitor)} warm (training and held-out scoring)")
     print("held-out score per setting (mean over seeds): " + ", ".join(
         f"lr {s.learning_rate:g} wu {s.warmup_ratio:g}: {m:.2f}" for s, m in zip(settings, means)))
     print(f"chosen: lr {chosen.learning_rate:g}, warm-up ratio {chosen.warmup_ratio:g}, {chosen.epochs} epochs "
@@ -141,4 +141,4 @@ def search_main(argv=None) -> dict:
         print(timing.load_note(monitor))
     return {"rows": rows, "speedup_cold": speedup_cold, "speedup_warm": speedup_warm, "max_logit_diff": diff,
             "members": len(seeds), "chosen": dataclasses.asdict(chosen), "quality": quality,
-            "other_cpu_share": monitor.other_share}
+            "other_cpu_share": monitor.other_share, "ratios_valid": timing.is_quiet(monitor)}

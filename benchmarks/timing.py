@@ -8,7 +8,7 @@ import os
 import platform
 import time
 
-from jax_bert.cpu_load import CpuMonitor, load_note, usable_cpus  # noqa: F401 - part of the benchmarks' kit
+from jax_bert.cpu_load import CpuMonitor, is_quiet, load_note, ratio_text, usable_cpus  # noqa: F401 - part of the benchmarks' kit
 
 
 def time_steps(step, n: int, before=None) -> list[float]:

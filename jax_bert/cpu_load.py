@@ -39,12 +39,32 @@ class CpuMonitor:
             self.other_share = min(1.0, max(0.0, other / (wall * (os.cpu_count() or 1))))  # all CPUs
 
 
+# Above this share of the CPUs used by other processes, a side-by-side ratio is not reported as valid:
+# contention slows the two sides unequally (PyTorch's threads far more than XLA's), so a ratio from a
+# busy machine flatters one side (the GLUE suite against Hugging Face: 6.51x busy, 2.72x quiet).
+BUSY_SHARE = 0.10
+
+
+def is_quiet(monitor: CpuMonitor) -> bool:
+    """Whether a ratio timed under `monitor` may be reported (unknown load, off Linux, counts as quiet)."""
+    return monitor.other_share is None or monitor.other_share <= BUSY_SHARE
+
+
 def load_note(monitor: CpuMonitor) -> str:
     if monitor.other_share is None:
         return ""
-    warn = "  (WARNING: the machine was busy; these numbers are not quiet-machine numbers)" \
-        if monitor.other_share > 0.1 else ""
+    warn = "  (WARNING: the machine was busy; these numbers are not quiet-machine numbers, and no ratio " \
+        "between the compared ways is valid)" if not is_quiet(monitor) else ""
     return f"other processes used {monitor.other_share:.0%} of the CPUs while timing{warn}"
+
+
+def ratio_text(value: float, monitor: CpuMonitor, fmt: str = "{:.2f}x") -> str:
+    """A ratio as printed by a side-by-side benchmark: the number on a quiet machine; on a busy one the
+    number marked NOT VALID with the share that made it so (kept, to see how far contention moves it)."""
+    text = fmt.format(value)
+    if is_quiet(monitor):
+        return text
+    return f"{text} NOT VALID (other processes used {monitor.other_share:.0%} of the CPUs; rerun on a quiet machine)"
 
 
 def usable_cpus() -> int:
