@@ -10,7 +10,8 @@ Length buckets: each step's batch is padded only to the shortest of a few length
 layers of a training step compute only its real tokens, packed into [seeds, T] rows (T: the most real
 tokens of any seed, rounded up to 8 per row; `pack_batch`, jax_bert/model/packing.py), and attention
 moves them into the bucket's padded layout and back. Every distinct (bucket, tokens) shape is one
-compilation, so `plan_shapes` runs the shapes few steps need at a larger one.
+compilation, so `plan_shapes` runs the shapes few steps need at a larger one. Evaluation batches are
+packed too (`pack_eval_batch`), at a few coarse shapes (`eval_shape`) that every task shares.
 """
 from __future__ import annotations
 
@@ -103,14 +104,17 @@ def step_shape(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, bucke
     return length, token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
 
 
-def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64) -> dict:
+def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64,
+                batch_size: int | None = None) -> dict:
     """{needed shape: the shape it runs at}. Every distinct (bucket, tokens) shape is one compilation
     (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the
     steps need runs at a larger one (padding more changes no result), rarest first:
-      1. the cheapest shape that holds it (bucket and tokens at least as large) among the other needed
-         shapes and those `compiled` before, when there is one;
-      2. else the smallest shape holding it and another needed shape, when running both there wastes
-         no more tokens than `few` steps of that shape hold."""
+      1. the cheapest shape that holds it (bucket and tokens at least as large) among those `compiled`
+         before, else among the other needed shapes, when there is one;
+      2. else, given `batch_size`, its bucket's full shape (bucket, batch_size x bucket), which holds
+         every step of that bucket of any task, so later tasks with rare shapes reuse it (1.), when
+         running there wastes no more tokens than `few` steps of that shape hold;
+      3. else the smallest shape holding it and another needed shape, under the same bound on waste."""
     counts = {}
     for need in needs:
         counts[need] = counts.get(need, 0) + 1
@@ -123,18 +127,33 @@ def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.0
             plan[k] = target
             counts[target] = counts.get(target, 0) + counts[k]
 
+    def is_rare(k):
+        return counts[k] < max(few, rare * len(needs))
+
     def rare_shapes():  # each still rare when its turn comes (merges add to their targets' counts)
         for k in sorted(counts, key=lambda k: (counts[k], k)):
-            if k not in plan and counts[k] < max(few, rare * len(needs)):
+            if k not in plan and is_rare(k):
                 yield k
 
-    for shape in list(rare_shapes()):
+    def holder(shape):
         holders = [k for k in kept if k != shape and k[0] >= shape[0] and k[1] >= shape[1]]
-        if holders and counts[shape] < max(few, rare * len(needs)):
-            merge([shape], min(holders, key=lambda k: (k[1], k[0])))
+        # one compiled before costs nothing more; a needed one may yet move to a larger shape itself
+        return min(holders, key=lambda k: (k not in compiled, k[1], k[0])) if holders else None
+
     for shape in list(rare_shapes()):
-        if shape in plan or shape in compiled or counts[shape] >= max(few, rare * len(needs)):
+        if is_rare(shape) and holder(shape) is not None:
+            merge([shape], holder(shape))
+    for shape in list(rare_shapes()):
+        if shape in plan or shape in compiled or not is_rare(shape):
             continue  # (a shape compiled before costs nothing more)
+        if holder(shape) is not None:  # a full shape chosen for an earlier one
+            merge([shape], holder(shape))
+            continue
+        full = None if batch_size is None else (shape[0], batch_size * shape[0])
+        if full is not None and full != shape:
+            if counts[shape] * (full[1] - shape[1]) <= few * full[1]:
+                merge([shape], full)
+                continue
         joint = {other: (max(shape[0], other[0]), max(shape[1], other[1])) for other in kept
                  if other != shape and other in counts and other not in plan and other not in compiled}
         waste = {other: sum(counts[k] * (new[1] - k[1]) for k in (shape, other)) for other, new in joint.items()}
@@ -165,3 +184,26 @@ def pack_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.nda
     batch["labels"] = np.asarray(data["labels"])[rows]
     batch["weights"] = weights
     return batch
+
+
+def eval_shape(n_rows: int, real_tokens: int, batch_size: int, length: int) -> tuple[int, int]:
+    """(rows, tokens) of a packed evaluation batch holding n_rows examples of real_tokens tokens in all:
+    batch_size rows, or for the last batch of a split the power of two (at least 8) that holds what is
+    left; the tokens rounded up to a quarter of rows x length. Coarse on purpose: an evaluation batch
+    runs once per split, so its shapes should be few and shared by every task (each is a compilation)."""
+    rows = min(batch_size, max(8, 1 << max(0, n_rows - 1).bit_length()))
+    quarter = max(8, rows * length // 4)
+    return rows, min(rows * length, quarter * math.ceil(max(real_tokens + rows - n_rows, 1) / quarter))
+
+
+def pack_eval_batch(data: Mapping[str, np.ndarray], lengths: np.ndarray, rows: np.ndarray, n_rows: int,
+                    length: int, tokens: int) -> dict:
+    """An evaluation batch as packed tokens, the same for every seed: input_ids and token_type_ids [tokens],
+    slot_token [n_rows, length], token_slot [tokens]. `rows` are the examples; the n_rows - len(rows) filler
+    rows hold one token each (nothing reads their logits)."""
+    real = np.concatenate([np.minimum(lengths[rows], length), np.ones(n_rows - len(rows), lengths.dtype)])
+    padded = np.concatenate([rows, np.full(n_rows - len(rows), rows[0], rows.dtype)])
+    slot_token, token_slot = packing.pack_indices(real, length, tokens)
+    batch = {k: packing.packed_values(np.asarray(data[k])[padded, :length], token_slot)
+             for k in ("input_ids", "token_type_ids")}
+    return dict(batch, slot_token=slot_token, token_slot=token_slot)

@@ -6,9 +6,12 @@ on a BERT checkpoint for every seed together and returns every eval split's logi
 single CPU device), each getting the numbers it gets alone; the host prepares each step's batch at
 its length bucket, packed to its real tokens (batching.py), so padding and packing change no result.
 The step takes the learning rate as an input (hparams.py computes the table), so its compiled code does
-not depend on a task's lr, epochs or step count, and tasks with the same label count and seed count
-reuse each other's compiled buckets. Evaluation scores the examples shortest first, each batch at its
-own bucket, and scores every example.
+not depend on a task's lr, epochs or step count; the classifier of every classification task has
+SHARED_CLASSES columns (a task's extra ones masked out), so all classification tasks with the same
+seed count reuse each other's compiled shapes, and the rare shapes of short tasks run at their bucket's
+full shape, which the next task reuses (batching.plan_shapes). Evaluation scores the examples shortest
+first, each batch at its own bucket, packed to its real tokens like training, the last batch only as
+large as what is left, and scores every example.
 
 Protocol (the original's, as Hugging Face's run_glue): AdamW, linear decay to 0 over
 epochs * ceil(N / batch) steps, optional warm-up, gradient clipping 1.0, loss = cross-entropy, or MSE
@@ -50,8 +53,10 @@ from jax_bert.finetune.batching import (
     bucket_for,
     bucket_lengths,
     epoch_order,
+    eval_shape,
     gather_batch,
     pack_batch,
+    pack_eval_batch,
     plan_shapes,
     real_lengths,
     step_shape,
@@ -99,12 +104,41 @@ def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
 
 # ------------------------------------------------------------------ the compiled steps
 
-def weighted_loss(logits, labels, weights):
-    """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes."""
+# Classification tasks of up to this many labels share one set of compiled programs (GLUE's tasks have
+# 2 or 3): the classifier has this many columns, those past a task's labels start at zero and their
+# logits are masked out of the loss (so they get no gradient and stay zero) and cut from the outputs.
+SHARED_CLASSES = 3
+
+
+def classifier_width(num_labels: int) -> int:
+    """The classifier's columns in the compiled programs: 1 for regression, else at least SHARED_CLASSES."""
+    return 1 if num_labels == 1 else max(int(num_labels), SHARED_CLASSES)
+
+
+def pad_classifier(params: dict, width: int) -> dict:
+    """One seed's params with the classifier padded by zero columns to `width`."""
+    cls = params["classifier"]
+    pad = width - cls["bias"].shape[-1]
+    return dict(params, classifier={"kernel": jnp.pad(cls["kernel"], ((0, 0), (0, pad))),
+                                    "bias": jnp.pad(cls["bias"], (0, pad))})
+
+
+def cut_classifier(params: dict, num_labels: int) -> dict:
+    """Params (any leading axes) with the classifier cut back to the task's num_labels columns."""
+    cls = params["classifier"]
+    return dict(params, classifier={"kernel": cls["kernel"][..., :num_labels], "bias": cls["bias"][..., :num_labels]})
+
+
+def weighted_loss(logits, labels, weights, classes=None):
+    """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes.
+    classes: optional bool [num_labels], the task's labels among the classifier's columns; the others'
+    logits are left out of the softmax."""
     logits = logits.astype(jnp.float32)
     if logits.shape[-1] == 1:
         per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
     else:
+        if classes is not None:
+            logits = jnp.where(classes, logits, -jnp.inf)
         logp = jax.nn.log_softmax(logits, axis=-1)
         per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
     return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
@@ -140,7 +174,7 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
     runs whose members have different step counts use it, so the plain step stays as it was."""
     optimizer = _optimizer(opt_hp)
 
-    def one_seed(params, opt_state, batch, seed, step, masks, lr, active=None, last_loss=None):
+    def one_seed(params, opt_state, batch, seed, step, masks, lr, classes, active=None, last_loss=None):
         dropout = dropout_key(seed, step)
 
         # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
@@ -149,7 +183,7 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
         def loss_fn(p):
             logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
                                  batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
-            return weighted_loss(logits, batch["labels"], batch["weights"])
+            return weighted_loss(logits, batch["labels"], batch["weights"], classes)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
@@ -163,14 +197,14 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
                 keep(loss, last_loss))
 
     if gated:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, active, last_loss):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, 0, 0), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr, active, last_loss)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, active, last_loss):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, 0, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, classes, active, last_loss)
             return params, opt_state, bad | (active & ~jnp.isfinite(loss)), loss
     else:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, classes)
             return params, opt_state, bad | ~jnp.isfinite(loss), loss
 
     # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
@@ -179,36 +213,47 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
 
 
 @functools.lru_cache(maxsize=16)
-def _init_fns(config: BertConfig, opt_hp: HParams):
+def _init_fns(config: BertConfig, opt_hp: HParams, width: int):
+    """(params_fn, opt_init): each seed's heads drawn for config.num_labels (as a run alone would draw
+    them), the classifier then padded to `width` columns."""
     optimizer = _optimizer(opt_hp)
-    params_fn = jax.jit(jax.vmap(functools.partial(one_seed_params, config), in_axes=(None, 0)))
+    params_fn = jax.jit(jax.vmap(lambda b, s: pad_classifier(one_seed_params(config, b, s), width), in_axes=(None, 0)))
     return params_fn, jax.jit(jax.vmap(optimizer.init))
 
 
 @functools.lru_cache(maxsize=16)
 def _predict_step(config: BertConfig, seed_loop: str):
     def fn(params, batch):
-        return over_seeds(lambda p: model.apply(config, p, *(batch[k] for k in INPUT_KEYS),
-                                                head="classifier"), (0,), seed_loop)(params)
+        # A packed batch (pack_eval_batch) has its index arrays and no attention mask; a padded one the mask.
+        packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
+        return over_seeds(lambda p: model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
+                                                batch["token_type_ids"], head="classifier", packing=packed),
+                          (0,), seed_loop)(params)
 
     return jax.jit(fn)
 
 
-def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None):
-    """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key."""
-    params_fn, opt_init = _init_fns(config, _optimizer_key(hp))
+def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None, width: int | None = None):
+    """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key; the
+    classifier padded to `width` columns (None: config.num_labels, no padding)."""
+    params_fn, opt_init = _init_fns(config, _optimizer_key(hp), width or config.num_labels)
     params = place(params_fn(base, jnp.asarray(seeds, jnp.int32)), sharding)
     return params, place(opt_init(params), sharding)
 
 
 def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_size: int = 128,
-            sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None) -> np.ndarray:
-    """Logits [S, N, num_labels] of every example, in the data's order.
+            sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None,
+            pack_tokens: bool = False, num_labels: int | None = None) -> np.ndarray:
+    """Logits [S, N, num_labels] of every example, in the data's order (num_labels: the first columns of
+    the classifier's config.num_labels; default all).
 
     The examples are scored shortest first, so each batch is padded only to the bucket of its longest
-    row (`buckets`; None: every batch at the data's full width); the last batch is filled with
-    copies of its first row, whose logits are dropped. Every batch is dispatched before any result
-    is read, so the host prepares the next batch while the device computes."""
+    row (`buckets`; None: every batch at the data's full width). pack_tokens: the dense layers compute
+    each batch's real tokens only (packed as in training, rounded up to a quarter of the padded size),
+    and the last batch has only as many rows as the power of two that holds what is left
+    (`eval_shape`); otherwise every batch has batch_size rows, the last filled with copies of its first
+    row, whose logits are dropped. Every batch is dispatched before any result is read, so the host
+    prepares the next batch while the device computes."""
     n, width = np.shape(data["input_ids"])
     fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding))
     lengths = real_lengths(data["attention_mask"])
@@ -218,13 +263,18 @@ def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_si
     for lo in range(0, n, batch_size):
         rows = order[lo:lo + batch_size]
         length = bucket_for(lengths[rows], buckets)
-        padded = np.concatenate([rows, np.full(batch_size - len(rows), rows[0], rows.dtype)])
-        batch = {k: np.asarray(data[k])[padded, :length] for k in INPUT_KEYS}
+        if pack_tokens:
+            n_rows, tokens = eval_shape(len(rows), int(np.minimum(lengths[rows], length).sum()), batch_size, length)
+            batch = pack_eval_batch(data, lengths, rows, n_rows, length, tokens)
+        else:
+            padded = np.concatenate([rows, np.full(batch_size - len(rows), rows[0], rows.dtype)])
+            batch = {k: np.asarray(data[k])[padded, :length] for k in INPUT_KEYS}
         pending.append((rows, fn(params, batch)))
-    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n, config.num_labels), np.float32)
+    labels = config.num_labels if num_labels is None else int(num_labels)
+    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n, labels), np.float32)
     scored = np.zeros(n, bool)
     for rows, out in pending:
-        logits[:, rows] = np.asarray(jax.device_get(out))[:, :len(rows)]
+        logits[:, rows] = np.asarray(jax.device_get(out))[:, :len(rows), :labels]
         scored[rows] = True
     if not scored.all():  # every example scored once, none dropped
         raise AssertionError(f"scored {int(scored.sum())} examples, the split has {n}.")
@@ -325,6 +375,10 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         raise ValueError(f"every split must be tokenized to the same max_length; train has {width}, {wrong}.")
     # Dropout masks are laid out for the full width, so a batch trains the same at any bucket.
     config = config.replace(num_labels=int(num_labels or config.num_labels), dropout_layout_length=width)
+    n_labels, head_width = config.num_labels, classifier_width(config.num_labels)
+    # The compiled programs see the shared classifier width; the heads are drawn for the task's labels.
+    shared = config.replace(num_labels=head_width)
+    classes = jnp.arange(head_width) < n_labels
     buckets = bucket_lengths(width, int(length_buckets))
     spe = steps_per_epoch(n_train, hp.batch_size)
     member_steps = np.asarray([m.epochs * spe for m in member_hps])
@@ -332,7 +386,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     gated = bool((member_steps < steps).any())  # some member stops before the others
     base = base_params(params)
     flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
-    masks = masks_tree(config, base, flat_masks)
+    masks = masks_tree(shared, base, flat_masks)
     if sharding == "auto":
         sharding = seed_sharding(n_seeds)
     seed_loop = resolve_seed_loop(seed_loop, sharding)
@@ -345,8 +399,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     train_lengths = real_lengths(train["attention_mask"])
 
     t0 = time.perf_counter()
-    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding)
-    step_fn = _train_step(config, _optimizer_key(hp), seed_loop, gated)
+    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding, width=head_width)
+    step_fn = _train_step(shared, _optimizer_key(hp), seed_loop, gated)
     # The data order is known in advance, so the shapes of all steps are planned before the first.
     orders = []
     for epoch in range(epochs):  # members of one seed share its order
@@ -359,7 +413,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
 
     needs = [step_shape(train_lengths, *step_rows(step), buckets, pack_tokens) for step in range(steps)]
     compiled = _COMPILED_SHAPES.setdefault((step_fn, n_seeds, hp.batch_size, pack_tokens, sharding), set())
-    plan = plan_shapes(needs, compiled, few=shape_min_steps)
+    plan = plan_shapes(needs, compiled, few=shape_min_steps, batch_size=hp.batch_size)
     compiled.update(plan.values())
     seed_arr = place(jnp.asarray(seeds, jnp.int32), sharding)
     bad = place(jnp.zeros(n_seeds, bool), sharding)
@@ -379,7 +433,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         gate = (place(step < member_steps, sharding), loss) if gated else ()
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
-            place(lrs[step] * scale, sharding), *gate)
+            place(lrs[step] * scale, sharding), classes, *gate)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             # The only host sync of the loop: a loss for the log / progress bar.
             host_loss, host_bad = jax.device_get((loss, bad))
@@ -391,7 +445,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
                          int((~host_bad).sum()))
     train_seconds = time.perf_counter() - t0  # the last step's loss was read: training is done
-    logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets)
+    logits = {split: predict(shared, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets,
+                             pack_tokens=pack_tokens, num_labels=n_labels)
               for split, d in evals.items()}
     eval_seconds = time.perf_counter() - t0 - train_seconds
     failed = np.asarray(jax.device_get(bad)).copy()
@@ -412,7 +467,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
         positions=positions, real_tokens=int(train_lengths.sum()) * epochs,
         bucket_steps=dict(sorted(bucket_steps.items())),
-        params=state_params if keep_params else None)
+        params=cut_classifier(state_params, n_labels) if keep_params else None)
 
 
 def predictions(logits: np.ndarray, num_labels: int) -> np.ndarray:

@@ -73,6 +73,20 @@ def test_rare_shapes_run_at_a_larger_common_one():
     assert batching.plan_shapes([(8, 64)]) == {(8, 64): (8, 64)}  # nothing holds it: its own
 
 
+def test_rare_shapes_of_short_tasks_share_their_buckets_full_shape():
+    """Tasks of a few steps each (a small suite): a rare shape nothing holds runs at its bucket's full
+    shape, which the next task's rare shapes of that bucket reuse instead of compiling their own."""
+    compiled = set()
+    first = batching.plan_shapes([(96, 704)] * 2 + [(32, 256)], compiled, batch_size=32)
+    assert first == {(96, 704): (96, 3072), (32, 256): (96, 3072)}  # the 32-bucket step fits there too
+    compiled.update(first.values())
+    second = batching.plan_shapes([(96, 1600)] * 5 + [(128, 2048)], compiled, batch_size=32)
+    assert second == {(96, 1600): (96, 3072), (128, 2048): (128, 4096)}
+    # a common shape keeps its own; so does a rare one whose full shape would waste more than 64 steps hold
+    third = batching.plan_shapes([(64, 512)] * 200 + [(128, 1024)] * 90, set(), batch_size=32)
+    assert third == {(64, 512): (64, 512), (128, 1024): (128, 1024)}
+
+
 def test_packed_batches_hold_every_real_token_once(tok):
     train = tok("mrpc", "train")
     lengths = batching.real_lengths(train["attention_mask"])

@@ -133,8 +133,31 @@ def test_eval_logits_at_bucketed_lengths_equal_padding_to_max_length(glue_exampl
     full = engine.predict(config, params, d, 16)
     bucketed = engine.predict(config, params, d, 16, buckets=batching.bucket_lengths(MAX_LEN, 4))
     np.testing.assert_allclose(bucketed, full, rtol=1e-5, atol=1e-5)
+    # packed as training is, the last batch only as large as what is left
+    assert len(d["input_ids"]) % 20 and batching.eval_shape(len(d["input_ids"]) % 20, 40, 20, 32)[0] < 20
+    packed = engine.predict(config, params, d, 20, buckets=batching.bucket_lengths(MAX_LEN, 4), pack_tokens=True)
+    np.testing.assert_allclose(packed, full, rtol=1e-5, atol=1e-5)
     # rows differ by 100x the tolerance, so a row scored into the wrong place would fail the comparison
     assert np.abs(full).max() > 0.5 and np.abs(full[0, 1:] - full[0, :-1]).max() > 1e-3
+
+
+def test_the_classifier_padded_to_the_shared_width_trains_as_the_task_alone(glue_example, tok, monkeypatch):
+    """A 2-label task in the shared 3-column programs: the extra column's logit is masked out of the
+    loss, so it gets no gradient, stays exactly zero and changes nothing: the logits and the classifier
+    equal those of a run whose programs have exactly 2 columns."""
+    args = (glue_example["config"], glue_example["params"], tok("mrpc", "train"),
+            {"validation": tok("mrpc", "validation")}, [0, 1], hparams(learning_rate=3e-3, batch_size=16, epochs=2))
+    assert engine.classifier_width(2) == engine.classifier_width(3) == 3 and engine.classifier_width(1) == 1
+    shared = engine.finetune(*args, num_labels=2, keep_params=True)
+    monkeypatch.setattr(engine, "SHARED_CLASSES", 2)
+    alone = engine.finetune(*args, num_labels=2, keep_params=True)
+    assert shared.logits["validation"].shape == alone.logits["validation"].shape
+    assert shared.logits["validation"].shape[-1] == 2
+    np.testing.assert_allclose(shared.logits["validation"], alone.logits["validation"], rtol=1e-5, atol=1e-6)
+    for k in ("kernel", "bias"):
+        assert shared.params["classifier"][k].shape[-1] == 2  # cut back to the task's labels
+        np.testing.assert_allclose(shared.params["classifier"][k], alone.params["classifier"][k], atol=1e-6)
+    assert np.abs(shared.logits["validation"]).max() > 1e-3  # trained, not zeros
 
 
 def test_tasks_share_the_compiled_steps(glue_example):
