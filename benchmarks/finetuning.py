@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import tempfile
 import time
@@ -291,6 +292,9 @@ def suite_main(argv=None) -> dict:
     p.add_argument("--unpacked", action="store_true", help="also time ours bucketed without packed tokens")
     p.add_argument("--no_hf", action="store_true", help="leave out the Hugging Face peer")
     p.add_argument("--no_warm", action="store_true", help="time ours cold only")
+    p.add_argument("--compile_cache", default=None,
+                   help="a persistent compilation cache directory, as the commands keep (run twice: the second "
+                        "process starts with the cache filled); default none, every process compiles")
     p.add_argument("--seed_loop", default="auto", choices=("vmap", "map", "auto"))
     p.add_argument("--shape_min_steps", type=int, default=None,
                    help="finetune's planner threshold (default its own, 64): a small run's steps all run at its "
@@ -305,6 +309,11 @@ def suite_main(argv=None) -> dict:
 
     from glue import config as glue_config
     from glue import finetune, run, synthetic
+    from jax_bert import compile_cache
+
+    if args.compile_cache:
+        print(f"persistent compilation cache: {compile_cache.enable(args.compile_cache)} "
+              f"({len(os.listdir(args.compile_cache))} entries at the start)")
     from glue.tasks import get_task, parse_tasks
 
     tasks = [get_task(t) for t in parse_tasks(args.tasks)]

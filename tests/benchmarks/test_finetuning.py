@@ -54,3 +54,14 @@ def test_search_benchmark_runs_the_grid_both_ways():
     assert out["members"] == 4 and [r["way"] for r in out["rows"]] == ["one after another", "one program"]
     assert out["max_logit_diff"] < 1e-4  # each member of the grid gets what it gets alone
     assert out["chosen"]["learning_rate"] in (1e-3, 3e-3) and set(out["quality"]) == {"chosen", "fixed"}
+
+
+def test_step_profile_times_every_part_of_a_warm_step(capsys):
+    from benchmarks import step_profile
+
+    out = step_profile.profile_main(["--hidden", "32", "--layers", "1", "--vocab_size", "500", "--bucket", "32",
+                                     "--batch_size", "8", "--tokens", "64", "--rounds", "2", "--seeds", "2"])
+    parts = {r["part"]: r for r in out["rows"]}
+    assert set(parts) == {"step", "grad", "optimizer", "embeddings", "host"}
+    assert all(r["ms"] > 0 for r in parts.values()) and parts["step"]["of_step"] == 1.0
+    assert out["tokens"] == 64 and "share of the step" in capsys.readouterr().out
