@@ -104,15 +104,16 @@ def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
 
 # ------------------------------------------------------------------ the compiled steps
 
-# Classification tasks of up to this many labels share one set of compiled programs (GLUE's tasks have
-# 2 or 3): the classifier has this many columns, those past a task's labels start at zero and their
-# logits are masked out of the loss (so they get no gradient and stay zero) and cut from the outputs.
+# Every task of up to this many labels shares one set of compiled programs (GLUE's tasks have 1, 2 or 3):
+# the classifier has this many columns; those past a task's labels start at zero, their logits are
+# masked out of the loss (so they get no gradient and stay zero) and cut from the outputs; a
+# regression task (1 label) reads column 0, chosen by an input of the step, not by its program.
 SHARED_CLASSES = 3
 
 
 def classifier_width(num_labels: int) -> int:
-    """The classifier's columns in the compiled programs: 1 for regression, else at least SHARED_CLASSES."""
-    return 1 if num_labels == 1 else max(int(num_labels), SHARED_CLASSES)
+    """The classifier's columns in the compiled programs: at least SHARED_CLASSES."""
+    return max(int(num_labels), SHARED_CLASSES)
 
 
 def pad_classifier(params: dict, width: int) -> dict:
@@ -129,18 +130,27 @@ def cut_classifier(params: dict, num_labels: int) -> dict:
     return dict(params, classifier={"kernel": cls["kernel"][..., :num_labels], "bias": cls["bias"][..., :num_labels]})
 
 
-def weighted_loss(logits, labels, weights, classes=None):
+def weighted_loss(logits, labels, weights, classes=None, regression=None):
     """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes.
-    classes: optional bool [num_labels], the task's labels among the classifier's columns; the others'
-    logits are left out of the softmax."""
+
+    With `classes` (bool [columns]: the task's labels among the classifier's columns) and `regression`
+    (a bool scalar input), one program serves every task: MSE on column 0 when regression, else CE over
+    the task's columns (the others' logits left out of the softmax). Without them, the logits' width
+    says which (1: MSE)."""
     logits = logits.astype(jnp.float32)
-    if logits.shape[-1] == 1:
-        per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
+    if classes is None:
+        if logits.shape[-1] == 1:
+            per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
+        else:
+            logp = jax.nn.log_softmax(logits, axis=-1)
+            per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
     else:
-        if classes is not None:
-            logits = jnp.where(classes, logits, -jnp.inf)
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
+        mse = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
+        logp = jax.nn.log_softmax(jnp.where(classes, logits, -jnp.inf), axis=-1)
+        # a regression target read as a class id may be out of range: clipped (that branch is unused)
+        label_ids = jnp.clip(labels.astype(jnp.int32), 0, logits.shape[-1] - 1)
+        ce = -jnp.take_along_axis(logp, label_ids[:, None], axis=-1)[:, 0]
+        per = jnp.where(regression, mse, ce)
     return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
@@ -174,7 +184,8 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
     runs whose members have different step counts use it, so the plain step stays as it was."""
     optimizer = _optimizer(opt_hp)
 
-    def one_seed(params, opt_state, batch, seed, step, masks, lr, classes, active=None, last_loss=None):
+    def one_seed(params, opt_state, batch, seed, step, masks, lr, classes, regression, active=None,
+                 last_loss=None):
         dropout = dropout_key(seed, step)
 
         # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
@@ -183,7 +194,7 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
         def loss_fn(p):
             logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
                                  batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
-            return weighted_loss(logits, batch["labels"], batch["weights"], classes)
+            return weighted_loss(logits, batch["labels"], batch["weights"], classes, regression)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
@@ -197,14 +208,14 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
                 keep(loss, last_loss))
 
     if gated:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, active, last_loss):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, 0, 0), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr, classes, active, last_loss)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, regression, active, last_loss):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, None, 0, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, classes, regression, active, last_loss)
             return params, opt_state, bad | (active & ~jnp.isfinite(loss)), loss
     else:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr, classes)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, regression):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, None), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, classes, regression)
             return params, opt_state, bad | ~jnp.isfinite(loss), loss
 
     # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
@@ -367,6 +378,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
             raise ValueError(f"members may differ in learning_rate, warmup_steps and epochs only; {other[0]} "
                              f"differs from {hp} in another field.")
     _check_data(train, "train", int(num_labels or config.num_labels), True)
+    # Class ids and regression targets alike as float32 (ids are exact): one step signature for every task.
+    train = dict(train, labels=np.asarray(train["labels"], np.float32))
     for split, d in evals.items():
         _check_data(d, split, int(num_labels or config.num_labels), False)
     n_seeds, (n_train, width) = len(seeds), np.shape(train["input_ids"])
@@ -378,7 +391,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     n_labels, head_width = config.num_labels, classifier_width(config.num_labels)
     # The compiled programs see the shared classifier width; the heads are drawn for the task's labels.
     shared = config.replace(num_labels=head_width)
-    classes = jnp.arange(head_width) < n_labels
+    classes, regression = jnp.arange(head_width) < n_labels, jnp.asarray(n_labels == 1)
     buckets = bucket_lengths(width, int(length_buckets))
     spe = steps_per_epoch(n_train, hp.batch_size)
     member_steps = np.asarray([m.epochs * spe for m in member_hps])
@@ -433,7 +446,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         gate = (place(step < member_steps, sharding), loss) if gated else ()
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
-            place(lrs[step] * scale, sharding), classes, *gate)
+            place(lrs[step] * scale, sharding), classes, regression, *gate)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             # The only host sync of the loop: a loss for the log / progress bar.
             host_loss, host_bad = jax.device_get((loss, bad))

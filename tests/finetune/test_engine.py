@@ -57,8 +57,18 @@ def test_weighted_loss_matches_torch():
     assert ours == pytest.approx(ref, rel=1e-6)
     scores = rng.uniform(0, 5, 6).astype(np.float32)
     ours = float(engine.weighted_loss(logits[:, :1], scores, weights))
-    ref = torch.nn.MSELoss()(torch.tensor(logits[:4, 0]), torch.tensor(scores[:4])).item()
+    mse = ref = torch.nn.MSELoss()(torch.tensor(logits[:4, 0]), torch.tensor(scores[:4])).item()
     assert ours == pytest.approx(ref, rel=1e-6)
+    # The shared program's form: a 2-label task in 3 columns, and regression in column 0 of 3, with finite
+    # gradients (the unused branch gets none, though a 4.7 read as a class id is out of range).
+    two = labels % 2
+    ours = float(engine.weighted_loss(logits, two.astype(np.float32), weights, np.array([True, True, False]), False))
+    ref = torch.nn.CrossEntropyLoss()(torch.tensor(logits[:4, :2]), torch.tensor(two[:4])).item()
+    assert ours == pytest.approx(ref, rel=1e-6)
+    regression = functools.partial(engine.weighted_loss, classes=np.array([True, False, False]), regression=True)
+    ours, grad = jax.value_and_grad(regression)(logits, scores, weights)
+    assert float(ours) == pytest.approx(mse, rel=1e-6)
+    assert np.isfinite(grad).all() and not grad[:, 1:].any() and grad[:4, 0].all()
 
 
 def test_learning_rates_are_transformers_linear_schedule():
@@ -147,7 +157,7 @@ def test_the_classifier_padded_to_the_shared_width_trains_as_the_task_alone(glue
     equal those of a run whose programs have exactly 2 columns."""
     args = (glue_example["config"], glue_example["params"], tok("mrpc", "train"),
             {"validation": tok("mrpc", "validation")}, [0, 1], hparams(learning_rate=3e-3, batch_size=16, epochs=2))
-    assert engine.classifier_width(2) == engine.classifier_width(3) == 3 and engine.classifier_width(1) == 1
+    assert engine.classifier_width(1) == engine.classifier_width(2) == engine.classifier_width(3) == 3
     shared = engine.finetune(*args, num_labels=2, keep_params=True)
     monkeypatch.setattr(engine, "SHARED_CLASSES", 2)
     alone = engine.finetune(*args, num_labels=2, keep_params=True)
