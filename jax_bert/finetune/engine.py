@@ -6,9 +6,9 @@ on a BERT checkpoint for every seed together and returns every eval split's logi
 single CPU device), each getting the numbers it gets alone; the host prepares each step's batch at
 its length bucket, packed to its real tokens (batching.py), so padding and packing change no result.
 The step takes the learning rate as an input (hparams.py computes the table), so its compiled code does
-not depend on a task's lr, epochs or step count; the classifier of every classification task has
-SHARED_CLASSES columns (a task's extra ones masked out), so all classification tasks with the same
-seed count reuse each other's compiled shapes, and the rare shapes of short tasks run at their bucket's
+not depend on a task's lr, epochs or step count; the classifier of every task has SHARED_CLASSES columns
+(a task's extra ones masked out; regression reads column 0, chosen by an input), so all tasks with the
+same seed count reuse each other's compiled shapes, and the rare shapes of short tasks run at their bucket's
 full shape, which the next task reuses (batching.plan_shapes). Evaluation scores the examples shortest
 first, each batch at its own bucket, packed to its real tokens like training, the last batch only as
 large as what is left, and scores every example.
