@@ -12,11 +12,12 @@ import pytest
 
 from helpers import ROOT, subprocess_env
 
-PACKAGES = ("sparsity", "jax_bert", "glue", "study", "benchmarks")
+PACKAGES = ("sparsity", "jax_bert", "glue", "squad", "study", "benchmarks")
 # The floors: a unit may import only units on lower floors. jax_bert's own helpers (files, errors,
 # cli, cpu_load) sit under the model; its root __init__ is the small public API over the model.
 FLOORS = {"sparsity": 0, "jax_bert.base": 1, "jax_bert.model": 2, "jax_bert": 3, "jax_bert.data": 3,
-          "jax_bert.train": 4, "jax_bert.finetune": 5, "jax_bert.plan": 5, "glue": 6, "study": 7, "benchmarks": 7,
+          "jax_bert.train": 4, "jax_bert.finetune": 5, "jax_bert.plan": 5, "glue": 6, "squad": 7,
+          "study": 7, "benchmarks": 7,
           "scripts": 8}
 JAX_BERT_UNITS = ("model", "data", "train", "finetune", "plan")
 # Config files import only config helpers.
