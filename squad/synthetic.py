@@ -1,7 +1,7 @@
 """Synthetic SQuAD-format data a small model can learn, and the offline example's tiny checkpoint.
 
-Each context is filler words around one fact sentence, "the KEY is VALUE ." (VALUE: one to three
-words from their own list); the question is "what is the KEY ?" and the answer is VALUE. Some contexts
+Each context is filler words around one fact sentence, "the KEY is VALUE ." (VALUE: a colour, or a shade
+and a colour, words found nowhere else); the question is "what is the KEY ?" and the answer is VALUE. Some contexts
 are longer than a feature's window, so their questions span several features and the fact may sit at a
 window's edge. SQuAD v2.0 data also has unanswerable questions: their context has no fact sentence.
 The first questions carry Unicode (keys and fillers with accents, CJK, Greek).
@@ -19,6 +19,7 @@ from squad.data import file_names
 KEYS = tuple("cat dog river stone market table window paper city road garden engine bridge forest island "
              "letter mountain village kitchen bottle mirror candle pocket ladder basket harbor meadow".split())
 VALUES = tuple("green blue red yellow silver copper golden purple orange white black grey pink brown".split())
+SHADES = ("light", "dark", "pale", "deep")
 FILLER = tuple("quick slow music winter summer teacher student number cloud friend doctor train violin "
                "saddle lantern pepper thunder valley near under over with from after before".split())
 UNICODE = ("café", "Zürich", "東京", "Ελλάδα", "naïve")
@@ -26,7 +27,8 @@ UNICODE = ("café", "Zürich", "東京", "Ελλάδα", "naïve")
 
 def _question(rng, i: int, answerable: bool, long_share: float) -> tuple[str, str, dict]:
     key = KEYS[rng.integers(len(KEYS))]
-    value = " ".join(VALUES[j] for j in rng.choice(len(VALUES), rng.integers(1, 4), replace=False))
+    colour = VALUES[rng.integers(len(VALUES))]
+    value = f"{SHADES[rng.integers(len(SHADES))]} {colour}" if rng.random() < 0.5 else colour
     fillers = list(FILLER) + (list(UNICODE) if i < 8 else [])
     n_words = int(rng.integers(150, 400) if rng.random() < long_share else rng.integers(10, 60))
     words = [fillers[j] for j in rng.integers(len(fillers), size=n_words)]
@@ -46,7 +48,7 @@ def tokenizer():
     words lose their accents, CJK splits per character), so a feature holds about a word per token."""
     from jax_bert.data.tokenizer import wordpiece_tokenizer
 
-    words = " ".join(KEYS + VALUES + FILLER + UNICODE + ("what", "is", "the", "?", "."))
+    words = " ".join(KEYS + VALUES + SHADES + FILLER + UNICODE + ("what", "is", "the", "?", "."))
     return wordpiece_tokenizer([words] * 20, vocab_size=400, lowercase=True)
 
 

@@ -21,6 +21,9 @@ exactly 0 (`use_masks=False` lets them regrow, as the original's sparse GLUE row
 loss turns non-finite is marked failed; the seeds never mix, so the others train on unaffected and
 the failed one is only left out at the end.
 
+Heads: `head` (heads.py) says what sits on the body: its params, logits and loss. The classifier
+(GLUE) is the default; the span head gives start and end logits per token (SQuAD).
+
 A hyper-parameter search passes `member_hps`: one HParams per member, each with its own learning
 rate, warm-up and epochs, in the same program; a member whose steps are done stops updating.
 
@@ -42,7 +45,6 @@ import numpy as np
 import optax
 
 import sparsity
-from jax_bert import model
 from jax_bert.finetune.batching import (
     INPUT_KEYS,
     PACKING_KEYS,
@@ -56,10 +58,10 @@ from jax_bert.finetune.batching import (
     real_lengths,
     step_shape,
 )
+from jax_bert.finetune.heads import CLASSIFIER, weighted_loss  # noqa: F401 (the classifier's loss, importable here)
 from jax_bert.finetune.hparams import HParams, member_learning_rates, steps_per_epoch
 from jax_bert.finetune.seeds import (
     dropout_key,
-    one_seed_params,
     over_seeds,
     place,
     resolve_seed_loop,
@@ -90,25 +92,14 @@ def find_masks(params, threshold: float = 0.1) -> dict[str, np.ndarray]:
     return out
 
 
-def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
+def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray], head=CLASSIFIER):
     """The masks as a pytree shaped like one seed's params (None for dense leaves)."""
-    shapes = jax.eval_shape(lambda b: one_seed_params(config, b, 0), base)
+    shapes = jax.eval_shape(lambda b: head.init(config, b, 0), base)
     return sparsity.map_with_path(
         lambda path, _: jnp.asarray(flat_masks[path]) if path in flat_masks else None, shapes)
 
 
 # ------------------------------------------------------------------ the compiled steps
-
-def weighted_loss(logits, labels, weights):
-    """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes."""
-    logits = logits.astype(jnp.float32)
-    if logits.shape[-1] == 1:
-        per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
-    else:
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
-    return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
 
 @functools.lru_cache(maxsize=16)
 def _optimizer(hp: HParams) -> optax.GradientTransformation:
@@ -132,7 +123,7 @@ _COMPILED_SHAPES: dict = {}
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False):
+def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False, head=CLASSIFIER):
     """The jitted step over all seeds (cached; jit compiles it once per batch shape, i.e. per bucket).
 
     gated: the step takes `active` [S] (bool) and the previous losses [S]; a member that is not active
@@ -147,9 +138,7 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
         packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
 
         def loss_fn(p):
-            logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
-                                 batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
-            return weighted_loss(logits, batch["labels"], batch["weights"])
+            return head.loss(head.apply(config, p, batch, dropout, packed), batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
@@ -179,38 +168,39 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
 
 
 @functools.lru_cache(maxsize=16)
-def _init_fns(config: BertConfig, opt_hp: HParams):
+def _init_fns(config: BertConfig, opt_hp: HParams, head=CLASSIFIER):
     optimizer = _optimizer(opt_hp)
-    params_fn = jax.jit(jax.vmap(functools.partial(one_seed_params, config), in_axes=(None, 0)))
+    params_fn = jax.jit(jax.vmap(functools.partial(head.init, config), in_axes=(None, 0)))
     return params_fn, jax.jit(jax.vmap(optimizer.init))
 
 
 @functools.lru_cache(maxsize=16)
-def _predict_step(config: BertConfig, seed_loop: str):
+def _predict_step(config: BertConfig, seed_loop: str, head=CLASSIFIER):
     def fn(params, batch):
-        return over_seeds(lambda p: model.apply(config, p, *(batch[k] for k in INPUT_KEYS),
-                                                head="classifier"), (0,), seed_loop)(params)
+        return over_seeds(lambda p: head.apply(config, p, batch), (0,), seed_loop)(params)
 
     return jax.jit(fn)
 
 
-def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None):
+def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None, head=CLASSIFIER):
     """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key."""
-    params_fn, opt_init = _init_fns(config, _optimizer_key(hp))
+    params_fn, opt_init = _init_fns(config, _optimizer_key(hp), head)
     params = place(params_fn(base, jnp.asarray(seeds, jnp.int32)), sharding)
     return params, place(opt_init(params), sharding)
 
 
 def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_size: int = 128,
-            sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None) -> np.ndarray:
-    """Logits [S, N, num_labels] of every example, in the data's order.
+            sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None,
+            head=CLASSIFIER) -> np.ndarray:
+    """Logits [S, N, *head.output_shape] of every example, in the data's order ([S, N, num_labels] for
+    the classifier; the span head's positions past a batch's bucket are 0).
 
     The examples are scored shortest first, so each batch is padded only to the bucket of its longest
     row (`buckets`; None: every batch at the data's full width); the last batch is filled with
     copies of its first row, whose logits are dropped. Every batch is dispatched before any result
     is read, so the host prepares the next batch while the device computes."""
     n, width = np.shape(data["input_ids"])
-    fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding))
+    fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding), head)
     lengths = real_lengths(data["attention_mask"])
     order = np.argsort(lengths, kind="stable")
     buckets = (width,) if buckets is None else tuple(buckets)
@@ -221,10 +211,11 @@ def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_si
         padded = np.concatenate([rows, np.full(batch_size - len(rows), rows[0], rows.dtype)])
         batch = {k: np.asarray(data[k])[padded, :length] for k in INPUT_KEYS}
         pending.append((rows, fn(params, batch)))
-    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n, config.num_labels), np.float32)
+    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n) + head.output_shape(config, width), np.float32)
     scored = np.zeros(n, bool)
     for rows, out in pending:
-        logits[:, rows] = np.asarray(jax.device_get(out))[:, :len(rows)]
+        out = np.asarray(jax.device_get(out))[:, :len(rows)]
+        logits[(slice(None), rows) + tuple(slice(0, d) for d in out.shape[2:])] = out
         scored[rows] = True
     if not scored.all():  # every example scored once, none dropped
         raise AssertionError(f"scored {int(scored.sum())} examples, the split has {n}.")
@@ -254,18 +245,16 @@ class SeedRuns:
     params: dict | None = None  # final params with the seed axis, when keep_params=True
 
 
-def _check_data(data, name, num_labels, labelled: bool):
+def _check_data(data, name, num_labels, labelled: bool, head=CLASSIFIER):
     missing = [k for k in INPUT_KEYS + (("labels",) if labelled else ()) if k not in data]
     if missing:
         raise ValueError(f"{name}: tokenized data lacks {missing}; tokenize it as its task family does "
                          f"(glue.data.tokenize_task for GLUE).")
     if len(data["input_ids"]) == 0:
         raise ValueError(f"{name}: no examples.")
-    if labelled and num_labels > 1:
-        y = np.asarray(data["labels"])
-        if np.any(y < 0) or np.any(y >= num_labels):
-            raise ValueError(f"{name}: labels must be class ids in [0, {num_labels}); got "
-                             f"{sorted(set(np.unique(y).tolist()))[:10]}.")
+    problem = labelled and head.label_problem(np.asarray(data["labels"]), num_labels, np.shape(data["input_ids"])[1])
+    if problem:
+        raise ValueError(f"{name}: {problem}")
 
 
 def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
@@ -274,7 +263,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
              pack_tokens: bool = True, shape_min_steps: int = 64,
-             member_hps: Sequence[HParams] | None = None) -> SeedRuns:
+             member_hps: Sequence[HParams] | None = None, head=CLASSIFIER) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -299,6 +288,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     the most steps of any member; a member whose steps are done gets no more updates (its params and
     optimizer state stay exactly as they were), so every member ends as it would alone. `errors` is
     then keyed by member index.
+    head: what sits on the body (heads.py): the classifier (default) or the span head, whose logits are
+    [S, N, length, 2] and whose labels are [N, 2]; a head that is not `packable` trains on padded batches.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -316,9 +307,10 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         if other:
             raise ValueError(f"members may differ in learning_rate, warmup_steps and epochs only; {other[0]} "
                              f"differs from {hp} in another field.")
-    _check_data(train, "train", int(num_labels or config.num_labels), True)
+    _check_data(train, "train", int(num_labels or config.num_labels), True, head)
     for split, d in evals.items():
-        _check_data(d, split, int(num_labels or config.num_labels), False)
+        _check_data(d, split, int(num_labels or config.num_labels), False, head)
+    pack_tokens = pack_tokens and head.packable
     n_seeds, (n_train, width) = len(seeds), np.shape(train["input_ids"])
     wrong = {split: np.shape(d["input_ids"])[1] for split, d in evals.items() if np.shape(d["input_ids"])[1] != width}
     if wrong:
@@ -332,7 +324,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     gated = bool((member_steps < steps).any())  # some member stops before the others
     base = base_params(params)
     flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
-    masks = masks_tree(config, base, flat_masks)
+    masks = masks_tree(config, base, flat_masks, head)
     if sharding == "auto":
         sharding = seed_sharding(n_seeds)
     seed_loop = resolve_seed_loop(seed_loop, sharding)
@@ -345,8 +337,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     train_lengths = real_lengths(train["attention_mask"])
 
     t0 = time.perf_counter()
-    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding)
-    step_fn = _train_step(config, _optimizer_key(hp), seed_loop, gated)
+    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding, head)
+    step_fn = _train_step(config, _optimizer_key(hp), seed_loop, gated, head)
     # The data order is known in advance, so the shapes of all steps are planned before the first.
     orders = []
     for epoch in range(epochs):  # members of one seed share its order
@@ -391,7 +383,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
                          int((~host_bad).sum()))
     train_seconds = time.perf_counter() - t0  # the last step's loss was read: training is done
-    logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets)
+    logits = {split: predict(config, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets, head)
               for split, d in evals.items()}
     eval_seconds = time.perf_counter() - t0 - train_seconds
     failed = np.asarray(jax.device_get(bad)).copy()
