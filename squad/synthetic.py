@@ -25,12 +25,21 @@ FILLER = tuple("quick slow music winter summer teacher student number cloud frie
 UNICODE = ("café", "Zürich", "東京", "Ελλάδα", "naïve")
 
 
-def _question(rng, i: int, answerable: bool, long_share: float) -> tuple[str, str, dict]:
+# SQuAD v1.1's paragraphs: about 120 words on average (log-normal spread, our estimate of the real one).
+SQUAD_WORDS = (120, 0.45)
+
+
+def _question(rng, i: int, answerable: bool, long_share: float, squad_shaped: bool = False) -> tuple[str, str, dict]:
     key = KEYS[rng.integers(len(KEYS))]
     colour = VALUES[rng.integers(len(VALUES))]
     value = f"{SHADES[rng.integers(len(SHADES))]} {colour}" if rng.random() < 0.5 else colour
     fillers = list(FILLER) + (list(UNICODE) if i < 8 else [])
-    n_words = int(rng.integers(150, 400) if rng.random() < long_share else rng.integers(10, 60))
+    if squad_shaped:
+        mean, cv = SQUAD_WORDS
+        sigma = np.sqrt(np.log1p(cv ** 2))
+        n_words = max(5, int(rng.lognormal(np.log(mean) - sigma ** 2 / 2, sigma)))
+    else:
+        n_words = int(rng.integers(150, 400) if rng.random() < long_share else rng.integers(10, 60))
     words = [fillers[j] for j in rng.integers(len(fillers), size=n_words)]
     at = int(rng.integers(0, n_words + 1))
     before, after = " ".join(words[:at]), " ".join(words[at:])
@@ -53,13 +62,14 @@ def tokenizer():
 
 
 def make_dataset(n: int, seed: int = 0, version: str = "1.1", long_share: float = 0.1,
-                 unanswerable_share: float = 0.3) -> dict:
-    """n questions in the official format ({"version", "data": [articles]}), one paragraph each."""
+                 unanswerable_share: float = 0.3, squad_shaped: bool = False) -> dict:
+    """n questions in the official format ({"version", "data": [articles]}), one paragraph each.
+    squad_shaped: paragraph lengths drawn like SQuAD's (SQUAD_WORDS) instead of short / long_share long."""
     rng = np.random.default_rng([seed, 1 if version == "2.0" else 0])
     articles = []
     for i in range(n):
         answerable = version != "2.0" or rng.random() >= unanswerable_share
-        context, question, answers = _question(rng, i, answerable, long_share)
+        context, question, answers = _question(rng, i, answerable, long_share, squad_shaped)
         qa = {"id": f"{seed}-{i:06d}", "question": question, "answers": answers}
         if version == "2.0":
             qa["is_impossible"] = not answerable
