@@ -17,8 +17,7 @@ PACKAGES = ("sparsity", "jax_bert", "glue", "squad", "study", "benchmarks")
 # cli, cpu_load) sit under the model; its root __init__ is the small public API over the model.
 FLOORS = {"sparsity": 0, "jax_bert.base": 1, "jax_bert.model": 2, "jax_bert": 3, "jax_bert.data": 3,
           "jax_bert.train": 4, "jax_bert.finetune": 5, "jax_bert.plan": 5, "glue": 6, "squad": 7,
-          "study": 7, "benchmarks": 7,
-          "scripts": 8}
+          "study": 8, "benchmarks": 8, "scripts": 9}
 JAX_BERT_UNITS = ("model", "data", "train", "finetune", "plan")
 # Config files import only config helpers.
 CONFIG_HELPERS = {"jax_bert.train.config", "study.rows"}
