@@ -159,7 +159,7 @@ def test_postprocessing_matches_run_qa(version):
         ours, na = postprocess.answers(rows, feats, start, end, version, n_best, max_len)
         ref, ref_na = hf_postprocess(rows, enc, start, end, version == "2.0", n_best, max_len)
         assert ours == ref
-        assert na == pytest.approx(ref_na)
+        assert na == pytest.approx(ref_na, abs=1e-6)  # ours sums in float64, run_qa in float32
     if version == "2.0":
         assert 0 < sum(a == "" for a in ours.values()) < len(rows)
 
