@@ -12,12 +12,12 @@ import pytest
 
 from helpers import ROOT, subprocess_env
 
-PACKAGES = ("sparsity", "jax_bert", "glue", "study", "benchmarks")
+PACKAGES = ("sparsity", "jax_bert", "glue", "squad", "study", "benchmarks")
 # The floors: a unit may import only units on lower floors. jax_bert's own helpers (files, errors,
 # cli, cpu_load) sit under the model; its root __init__ is the small public API over the model.
 FLOORS = {"sparsity": 0, "jax_bert.base": 1, "jax_bert.model": 2, "jax_bert": 3, "jax_bert.data": 3,
-          "jax_bert.train": 4, "jax_bert.finetune": 5, "jax_bert.plan": 5, "glue": 6, "study": 7, "benchmarks": 7,
-          "scripts": 8}
+          "jax_bert.train": 4, "jax_bert.finetune": 5, "jax_bert.plan": 5, "glue": 6, "squad": 7,
+          "study": 8, "benchmarks": 8, "scripts": 9}
 JAX_BERT_UNITS = ("model", "data", "train", "finetune", "plan")
 # Config files import only config helpers.
 CONFIG_HELPERS = {"jax_bert.train.config", "study.rows"}
@@ -143,7 +143,7 @@ def test_every_entry_script_answers_help(help_runs, script, where):
     assert out.returncode == 0 or absl_help, out.stderr[-2000:]
     assert "usage" in out.stdout.lower() or absl_help, out.stdout[-2000:]
     assert "Traceback" not in out.stderr and "error" not in out.stderr.lower(), out.stderr[-2000:]
-    if script == "glue.py":  # its flags live in glue/command.py and are listed all the same
+    if script in ("glue.py", "squad.py"):  # their flags live in PACKAGE/command.py and are listed all the same
         assert "--checkpoint" in out.stdout and "--seeds" in out.stdout
 
 

@@ -8,10 +8,10 @@ its length bucket, packed to its real tokens (batching.py), so padding and packi
 The step takes the learning rate as an input (hparams.py computes the table), so its compiled code does
 not depend on a task's lr, epochs or step count; the classifier of every task has SHARED_CLASSES columns
 (a task's extra ones masked out; regression reads column 0, chosen by an input), so all tasks with the
-same seed count reuse each other's compiled shapes, and the rare shapes of short tasks run at their bucket's
-full shape, which the next task reuses (batching.plan_shapes). Evaluation scores the examples shortest
-first, each batch at its own bucket, packed to its real tokens like training, the last batch only as
-large as what is left, and scores every example.
+same seed count reuse each other's compiled shapes, and the rare shapes of short tasks run at their
+bucket's full shape, which the next task reuses (batching.plan_shapes). Evaluation scores the examples
+shortest first, each batch at its own bucket, packed to its real tokens like training (a packable
+head), the last batch only as large as what is left, and scores every example.
 
 Protocol (the original's, as Hugging Face's run_glue): AdamW, linear decay to 0 over
 epochs * ceil(N / batch) steps, optional warm-up, gradient clipping 1.0, loss = cross-entropy, or MSE
@@ -23,6 +23,9 @@ its zero pattern as a mask; the params are masked after every update, so masked 
 exactly 0 (`use_masks=False` lets them regrow, as the original's sparse GLUE rows did). A seed whose
 loss turns non-finite is marked failed; the seeds never mix, so the others train on unaffected and
 the failed one is only left out at the end.
+
+Heads: `head` (heads.py) says what sits on the body: its params, logits and loss. The classifier
+(GLUE) is the default; the span head gives start and end logits per token (SQuAD).
 
 A hyper-parameter search passes `member_hps`: one HParams per member, each with its own learning
 rate, warm-up and epochs, in the same program; a member whose steps are done stops updating.
@@ -45,7 +48,6 @@ import numpy as np
 import optax
 
 import sparsity
-from jax_bert import model
 from jax_bert.finetune.batching import (
     INPUT_KEYS,
     PACKING_KEYS,
@@ -61,10 +63,17 @@ from jax_bert.finetune.batching import (
     real_lengths,
     step_shape,
 )
+from jax_bert.finetune.heads import (  # noqa: F401 (the classifier's loss and widths, importable here)
+    CLASSIFIER,
+    SHARED_CLASSES,
+    ClassifierHead,
+    classifier_width,
+    cut_classifier,
+    weighted_loss,
+)
 from jax_bert.finetune.hparams import HParams, member_learning_rates, steps_per_epoch
 from jax_bert.finetune.seeds import (
     dropout_key,
-    one_seed_params,
     over_seeds,
     place,
     resolve_seed_loop,
@@ -95,64 +104,14 @@ def find_masks(params, threshold: float = 0.1) -> dict[str, np.ndarray]:
     return out
 
 
-def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray]):
+def masks_tree(config: BertConfig, base, flat_masks: Mapping[str, np.ndarray], head=CLASSIFIER):
     """The masks as a pytree shaped like one seed's params (None for dense leaves)."""
-    shapes = jax.eval_shape(lambda b: one_seed_params(config, b, 0), base)
+    shapes = jax.eval_shape(lambda b: head.init(config, b, 0), base)
     return sparsity.map_with_path(
         lambda path, _: jnp.asarray(flat_masks[path]) if path in flat_masks else None, shapes)
 
 
 # ------------------------------------------------------------------ the compiled steps
-
-# Every task of up to this many labels shares one set of compiled programs (GLUE's tasks have 1, 2 or 3):
-# the classifier has this many columns; those past a task's labels start at zero, their logits are
-# masked out of the loss (so they get no gradient and stay zero) and cut from the outputs; a
-# regression task (1 label) reads column 0, chosen by an input of the step, not by its program.
-SHARED_CLASSES = 3
-
-
-def classifier_width(num_labels: int) -> int:
-    """The classifier's columns in the compiled programs: at least SHARED_CLASSES."""
-    return max(int(num_labels), SHARED_CLASSES)
-
-
-def pad_classifier(params: dict, width: int) -> dict:
-    """One seed's params with the classifier padded by zero columns to `width`."""
-    cls = params["classifier"]
-    pad = width - cls["bias"].shape[-1]
-    return dict(params, classifier={"kernel": jnp.pad(cls["kernel"], ((0, 0), (0, pad))),
-                                    "bias": jnp.pad(cls["bias"], (0, pad))})
-
-
-def cut_classifier(params: dict, num_labels: int) -> dict:
-    """Params (any leading axes) with the classifier cut back to the task's num_labels columns."""
-    cls = params["classifier"]
-    return dict(params, classifier={"kernel": cls["kernel"][..., :num_labels], "bias": cls["bias"][..., :num_labels]})
-
-
-def weighted_loss(logits, labels, weights, classes=None, regression=None):
-    """Mean over real rows (weight 1) of CE (num_labels > 1) or MSE (1 label), as HF computes.
-
-    With `classes` (bool [columns]: the task's labels among the classifier's columns) and `regression`
-    (a bool scalar input), one program serves every task: MSE on column 0 when regression, else CE over
-    the task's columns (the others' logits left out of the softmax). Without them, the logits' width
-    says which (1: MSE)."""
-    logits = logits.astype(jnp.float32)
-    if classes is None:
-        if logits.shape[-1] == 1:
-            per = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
-        else:
-            logp = jax.nn.log_softmax(logits, axis=-1)
-            per = -jnp.take_along_axis(logp, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]
-    else:
-        mse = (logits[:, 0] - labels.astype(jnp.float32)) ** 2
-        logp = jax.nn.log_softmax(jnp.where(classes, logits, -jnp.inf), axis=-1)
-        # a regression target read as a class id may be out of range: clipped (that branch is unused)
-        label_ids = jnp.clip(labels.astype(jnp.int32), 0, logits.shape[-1] - 1)
-        ce = -jnp.take_along_axis(logp, label_ids[:, None], axis=-1)[:, 0]
-        per = jnp.where(regression, mse, ce)
-    return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
 
 @functools.lru_cache(maxsize=16)
 def _optimizer(hp: HParams) -> optax.GradientTransformation:
@@ -176,7 +135,7 @@ _COMPILED_SHAPES: dict = {}
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False):
+def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool = False, head=CLASSIFIER):
     """The jitted step over all seeds (cached; jit compiles it once per batch shape, i.e. per bucket).
 
     gated: the step takes `active` [S] (bool) and the previous losses [S]; a member that is not active
@@ -184,17 +143,14 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
     runs whose members have different step counts use it, so the plain step stays as it was."""
     optimizer = _optimizer(opt_hp)
 
-    def one_seed(params, opt_state, batch, seed, step, masks, lr, classes, regression, active=None,
-                 last_loss=None):
+    def one_seed(params, opt_state, batch, seed, step, masks, lr, active=None, last_loss=None):
         dropout = dropout_key(seed, step)
 
         # A packed batch (pack_batch) carries its index arrays; the model computes the same either way.
         packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
 
         def loss_fn(p):
-            logits = model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
-                                 batch["token_type_ids"], head="classifier", dropout_rng=dropout, packing=packed)
-            return weighted_loss(logits, batch["labels"], batch["weights"], classes, regression)
+            return head.loss(head.apply(config, p, batch, dropout, packed), batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
@@ -208,14 +164,14 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
                 keep(loss, last_loss))
 
     if gated:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, regression, active, last_loss):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, None, 0, 0), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr, classes, regression, active, last_loss)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, active, last_loss):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, 0, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr, active, last_loss)
             return params, opt_state, bad | (active & ~jnp.isfinite(loss)), loss
     else:
-        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr, classes, regression):
-            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0, None, None), seed_loop)(
-                params, opt_state, batch, seeds, step, masks, lr, classes, regression)
+        def step_fn(params, opt_state, bad, batch, seeds, step, masks, lr):
+            params, opt_state, loss = over_seeds(one_seed, (0, 0, 0, 0, None, None, 0), seed_loop)(
+                params, opt_state, batch, seeds, step, masks, lr)
             return params, opt_state, bad | ~jnp.isfinite(loss), loss
 
     # CPU cannot reuse donated buffers (it would only warn); elsewhere the state is updated in place.
@@ -224,49 +180,46 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
 
 
 @functools.lru_cache(maxsize=16)
-def _init_fns(config: BertConfig, opt_hp: HParams, width: int):
-    """(params_fn, opt_init): each seed's heads drawn for config.num_labels (as a run alone would draw
-    them), the classifier then padded to `width` columns."""
+def _init_fns(config: BertConfig, opt_hp: HParams, head=CLASSIFIER):
     optimizer = _optimizer(opt_hp)
-    params_fn = jax.jit(jax.vmap(lambda b, s: pad_classifier(one_seed_params(config, b, s), width), in_axes=(None, 0)))
+    params_fn = jax.jit(jax.vmap(functools.partial(head.init, config), in_axes=(None, 0)))
     return params_fn, jax.jit(jax.vmap(optimizer.init))
 
 
 @functools.lru_cache(maxsize=16)
-def _predict_step(config: BertConfig, seed_loop: str):
+def _predict_step(config: BertConfig, seed_loop: str, head=CLASSIFIER):
     def fn(params, batch):
         # A packed batch (pack_eval_batch) has its index arrays and no attention mask; a padded one the mask.
         packed = {k: batch[k] for k in PACKING_KEYS} if PACKING_KEYS[0] in batch else None
-        return over_seeds(lambda p: model.apply(config, p, batch["input_ids"], batch.get("attention_mask"),
-                                                batch["token_type_ids"], head="classifier", packing=packed),
-                          (0,), seed_loop)(params)
+        return over_seeds(lambda p: head.apply(config, p, batch, None, packed), (0,), seed_loop)(params)
 
     return jax.jit(fn)
 
 
-def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None, width: int | None = None):
-    """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key; the
-    classifier padded to `width` columns (None: config.num_labels, no padding)."""
-    params_fn, opt_init = _init_fns(config, _optimizer_key(hp), width or config.num_labels)
+def init_seeds(config: BertConfig, base, seeds: Sequence[int], hp: HParams, sharding=None, head=CLASSIFIER):
+    """(params, opt_state) with a leading seed axis, each seed's heads drawn from its own key."""
+    params_fn, opt_init = _init_fns(config, _optimizer_key(hp), head)
     params = place(params_fn(base, jnp.asarray(seeds, jnp.int32)), sharding)
     return params, place(opt_init(params), sharding)
 
 
 def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_size: int = 128,
             sharding=None, seed_loop: str = "auto", buckets: Sequence[int] | None = None,
-            pack_tokens: bool = False, num_labels: int | None = None) -> np.ndarray:
-    """Logits [S, N, num_labels] of every example, in the data's order (num_labels: the first columns of
-    the classifier's config.num_labels; default all).
+            head=CLASSIFIER, pack_tokens: bool = False, num_labels: int | None = None) -> np.ndarray:
+    """Logits [S, N, *head.output_shape] of every example, in the data's order ([S, N, num_labels] for
+    the classifier, num_labels: the first columns of its config.num_labels, default all; the span
+    head's positions past a batch's bucket are 0).
 
     The examples are scored shortest first, so each batch is padded only to the bucket of its longest
-    row (`buckets`; None: every batch at the data's full width). pack_tokens: the dense layers compute
-    each batch's real tokens only (packed as in training, rounded up to a quarter of the padded size),
-    and the last batch has only as many rows as the power of two that holds what is left
+    row (`buckets`; None: every batch at the data's full width). pack_tokens (a packable head): the dense
+    layers compute each batch's real tokens only (packed as in training, rounded up to a quarter of the
+    padded size), and the last batch has only as many rows as the power of two that holds what is left
     (`eval_shape`); otherwise every batch has batch_size rows, the last filled with copies of its first
     row, whose logits are dropped. Every batch is dispatched before any result is read, so the host
     prepares the next batch while the device computes."""
     n, width = np.shape(data["input_ids"])
-    fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding))
+    pack_tokens = pack_tokens and head.packable
+    fn = _predict_step(config, resolve_seed_loop(seed_loop, sharding), head)
     lengths = real_lengths(data["attention_mask"])
     order = np.argsort(lengths, kind="stable")
     buckets = (width,) if buckets is None else tuple(buckets)
@@ -281,11 +234,14 @@ def predict(config: BertConfig, params, data: Mapping[str, np.ndarray], batch_si
             padded = np.concatenate([rows, np.full(batch_size - len(rows), rows[0], rows.dtype)])
             batch = {k: np.asarray(data[k])[padded, :length] for k in INPUT_KEYS}
         pending.append((rows, fn(params, batch)))
-    labels = config.num_labels if num_labels is None else int(num_labels)
-    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n, labels), np.float32)
+    out_config = config if num_labels is None else config.replace(num_labels=int(num_labels))
+    logits = np.zeros((jax.tree.leaves(params)[0].shape[0], n) + head.output_shape(out_config, width), np.float32)
     scored = np.zeros(n, bool)
     for rows, out in pending:
-        logits[:, rows] = np.asarray(jax.device_get(out))[:, :len(rows), :labels]
+        out = np.asarray(jax.device_get(out))[:, :len(rows)]
+        # a bucket's positions (span head) or the task's columns of the shared classifier
+        fit = tuple(slice(0, min(a, b)) for a, b in zip(out.shape[2:], logits.shape[2:]))
+        logits[(slice(None), rows) + fit] = out[(slice(None), slice(None)) + fit]
         scored[rows] = True
     if not scored.all():  # every example scored once, none dropped
         raise AssertionError(f"scored {int(scored.sum())} examples, the split has {n}.")
@@ -315,18 +271,16 @@ class SeedRuns:
     params: dict | None = None  # final params with the seed axis, when keep_params=True
 
 
-def _check_data(data, name, num_labels, labelled: bool):
+def _check_data(data, name, num_labels, labelled: bool, head=CLASSIFIER):
     missing = [k for k in INPUT_KEYS + (("labels",) if labelled else ()) if k not in data]
     if missing:
         raise ValueError(f"{name}: tokenized data lacks {missing}; tokenize it as its task family does "
                          f"(glue.data.tokenize_task for GLUE).")
     if len(data["input_ids"]) == 0:
         raise ValueError(f"{name}: no examples.")
-    if labelled and num_labels > 1:
-        y = np.asarray(data["labels"])
-        if np.any(y < 0) or np.any(y >= num_labels):
-            raise ValueError(f"{name}: labels must be class ids in [0, {num_labels}); got "
-                             f"{sorted(set(np.unique(y).tolist()))[:10]}.")
+    problem = labelled and head.label_problem(np.asarray(data["labels"]), num_labels, np.shape(data["input_ids"])[1])
+    if problem:
+        raise ValueError(f"{name}: {problem}")
 
 
 def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
@@ -335,7 +289,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
              pack_tokens: bool = True, shape_min_steps: int = 64,
-             member_hps: Sequence[HParams] | None = None) -> SeedRuns:
+             member_hps: Sequence[HParams] | None = None, head=CLASSIFIER) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 
     config, params: a checkpoint (jax_bert.load_hf); its MLM head / old classifier are dropped.
@@ -360,6 +314,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     the most steps of any member; a member whose steps are done gets no more updates (its params and
     optimizer state stay exactly as they were), so every member ends as it would alone. `errors` is
     then keyed by member index.
+    head: what sits on the body (heads.py): the classifier (default) or the span head, whose logits are
+    [S, N, length, 2] and whose labels are [N, 2]; a head that is not `packable` trains on padded batches.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -377,21 +333,26 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         if other:
             raise ValueError(f"members may differ in learning_rate, warmup_steps and epochs only; {other[0]} "
                              f"differs from {hp} in another field.")
-    _check_data(train, "train", int(num_labels or config.num_labels), True)
-    # Class ids and regression targets alike as float32 (ids are exact): one step signature for every task.
-    train = dict(train, labels=np.asarray(train["labels"], np.float32))
+    _check_data(train, "train", int(num_labels or config.num_labels), True, head)
     for split, d in evals.items():
-        _check_data(d, split, int(num_labels or config.num_labels), False)
+        _check_data(d, split, int(num_labels or config.num_labels), False, head)
+    pack_tokens = pack_tokens and head.packable
     n_seeds, (n_train, width) = len(seeds), np.shape(train["input_ids"])
     wrong = {split: np.shape(d["input_ids"])[1] for split, d in evals.items() if np.shape(d["input_ids"])[1] != width}
     if wrong:
         raise ValueError(f"every split must be tokenized to the same max_length; train has {width}, {wrong}.")
     # Dropout masks are laid out for the full width, so a batch trains the same at any bucket.
     config = config.replace(num_labels=int(num_labels or config.num_labels), dropout_layout_length=width)
-    n_labels, head_width = config.num_labels, classifier_width(config.num_labels)
-    # The compiled programs see the shared classifier width; the heads are drawn for the task's labels.
-    shared = config.replace(num_labels=head_width)
-    classes, regression = jnp.arange(head_width) < n_labels, jnp.asarray(n_labels == 1)
+    n_labels, shares = config.num_labels, isinstance(head, ClassifierHead)
+    if shares:
+        # The compiled programs see the shared classifier width; the heads are drawn for the task's labels.
+        head = dataclasses.replace(head, width=classifier_width(n_labels))
+        shared = config.replace(num_labels=head.width)
+        task_columns = {"classes": np.arange(head.width) < n_labels, "regression": np.asarray(n_labels == 1)}
+        # Class ids and regression targets alike as float32 (ids are exact): one step signature for every task.
+        train = dict(train, labels=np.asarray(train["labels"], np.float32))
+    else:
+        shared, task_columns = config, {}
     buckets = bucket_lengths(width, int(length_buckets))
     spe = steps_per_epoch(n_train, hp.batch_size)
     member_steps = np.asarray([m.epochs * spe for m in member_hps])
@@ -399,7 +360,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     gated = bool((member_steps < steps).any())  # some member stops before the others
     base = base_params(params)
     flat_masks = find_masks(base, hp.sparse_threshold) if use_masks else {}
-    masks = masks_tree(shared, base, flat_masks)
+    masks = masks_tree(shared, base, flat_masks, head)
     if sharding == "auto":
         sharding = seed_sharding(n_seeds)
     seed_loop = resolve_seed_loop(seed_loop, sharding)
@@ -412,8 +373,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     train_lengths = real_lengths(train["attention_mask"])
 
     t0 = time.perf_counter()
-    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding, width=head_width)
-    step_fn = _train_step(shared, _optimizer_key(hp), seed_loop, gated)
+    state_params, opt_state = init_seeds(config, base, seeds, hp, sharding, head)
+    step_fn = _train_step(shared, _optimizer_key(hp), seed_loop, gated, head)
     # The data order is known in advance, so the shapes of all steps are planned before the first.
     orders = []
     for epoch in range(epochs):  # members of one seed share its order
@@ -442,11 +403,12 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
             batch = pack_batch(train, train_lengths, rows, weights, length, tokens)
         else:
             batch = gather_batch(train, rows, weights, length)
+        batch.update({k: np.broadcast_to(v, (n_seeds,) + v.shape) for k, v in task_columns.items()})
         batch = place(batch, sharding)
         gate = (place(step < member_steps, sharding), loss) if gated else ()
         state_params, opt_state, bad, loss = step_fn(
             state_params, opt_state, bad, batch, seed_arr, np.int32(step), masks,
-            place(lrs[step] * scale, sharding), classes, regression, *gate)
+            place(lrs[step] * scale, sharding), *gate)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             # The only host sync of the loop: a loss for the log / progress bar.
             host_loss, host_bad = jax.device_get((loss, bad))
@@ -458,8 +420,8 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
                 progress(step + 1, float(host_loss[ok].mean()) if ok.any() else math.nan,
                          int((~host_bad).sum()))
     train_seconds = time.perf_counter() - t0  # the last step's loss was read: training is done
-    logits = {split: predict(shared, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets,
-                             pack_tokens=pack_tokens, num_labels=n_labels)
+    logits = {split: predict(shared, state_params, d, hp.eval_batch_size, sharding, seed_loop, buckets, head,
+                             pack_tokens=pack_tokens, num_labels=n_labels if shares else None)
               for split, d in evals.items()}
     eval_seconds = time.perf_counter() - t0 - train_seconds
     failed = np.asarray(jax.device_get(bad)).copy()
@@ -480,7 +442,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
         masked_tensors=len(flat_masks), train_seconds=train_seconds, eval_seconds=eval_seconds,
         positions=positions, real_tokens=int(train_lengths.sum()) * epochs,
         bucket_steps=dict(sorted(bucket_steps.items())),
-        params=cut_classifier(state_params, n_labels) if keep_params else None)
+        params=(cut_classifier(state_params, n_labels) if shares else state_params) if keep_params else None)
 
 
 def predictions(logits: np.ndarray, num_labels: int) -> np.ndarray:

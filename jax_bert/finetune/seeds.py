@@ -59,9 +59,14 @@ def _normal(key, shape, std):
     return std * jax.random.normal(key, shape, jnp.float32)
 
 
+def head_key(seed):
+    """This seed's key for its new head params (any head draws them from it)."""
+    return jax.random.fold_in(jax.random.key(seed), _HEAD_KEY)
+
+
 def seed_heads(config: BertConfig, seed, with_pooler: bool) -> dict:
     """One seed's new params: classifier (and pooler) with HF's init, from key(seed)."""
-    key = jax.random.fold_in(jax.random.key(seed), _HEAD_KEY)
+    key = head_key(seed)
     k_cls, k_pool = jax.random.split(key)
     H, std = config.hidden_size, config.initializer_range
     heads = {"classifier": {"kernel": _normal(k_cls, (H, config.num_labels), std),

@@ -15,7 +15,7 @@ import pytest
 import sparsity
 from glue import config as glue_config
 from glue import finetune, metrics
-from jax_bert.finetune import HParams, batching, engine, learning_rates
+from jax_bert.finetune import HParams, batching, engine, heads, learning_rates
 from jax_bert.finetune.seeds import resolve_seed_loop
 
 MAX_LEN = 32
@@ -159,7 +159,7 @@ def test_the_classifier_padded_to_the_shared_width_trains_as_the_task_alone(glue
             {"validation": tok("mrpc", "validation")}, [0, 1], hparams(learning_rate=3e-3, batch_size=16, epochs=2))
     assert engine.classifier_width(1) == engine.classifier_width(2) == engine.classifier_width(3) == 3
     shared = engine.finetune(*args, num_labels=2, keep_params=True)
-    monkeypatch.setattr(engine, "SHARED_CLASSES", 2)
+    monkeypatch.setattr(heads, "SHARED_CLASSES", 2)
     alone = engine.finetune(*args, num_labels=2, keep_params=True)
     assert shared.logits["validation"].shape == alone.logits["validation"].shape
     assert shared.logits["validation"].shape[-1] == 2

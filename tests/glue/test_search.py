@@ -74,7 +74,7 @@ def test_a_finished_member_keeps_its_params_and_optimizer_state_exactly(example)
     last = np.array([0.5, 0.7], np.float32)
     new_params, new_opt, bad, loss = step(params, opt_state, np.zeros(2, bool), batch, np.array([0, 1], np.int32),
                                           np.int32(3), masks, np.array([1e-3, 1e-3], np.float32),
-                                          np.array([True, True]), np.array(False), np.array([False, True]), last)
+                                          np.array([False, True]), last)
     for before, after in [(params, new_params), (opt_state, new_opt)]:
         for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
             np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[0])  # member 0: done, unchanged

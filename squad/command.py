@@ -1,0 +1,63 @@
+"""The SQuAD command line (scripts/squad.py): its flags and the call of squad.run.main.
+
+A bad command line (an unknown flag or config key, a bad value) is one line `error: ...` and exit
+status 2, before any work (jax_bert.cli); an expected failure while running (missing data, a bad
+checkpoint) is one line and exit status 1.
+"""
+import logging
+import os
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+import squad.config
+from jax_bert import cli
+from squad import run
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Hugging Face BERT directory or pretraining work directory.")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Runs (seeds 0..N-1), all in one compiled step.")
+_VERSION = flags.DEFINE_enum("version", "1.1", ["1.1", "2.0"], "SQuAD version.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Local SQuAD files in the official format (train-vX.json, "
+                                "dev-vX.json); default: the Hugging Face hub.")
+_OUT = flags.DEFINE_string("out", None, "Output directory (default runs/squad/<model>-v<version>).")
+_NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bar.")
+
+
+def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
+    rest = cli.parse_flags(argv, default_file=squad.config.__file__, defaults=squad.config.get_config,
+                           keys_file="squad/config.py", validate=squad.config.validate, flag_values=flag_values)
+    if flag_values.checkpoint is None:
+        cli.fail("--checkpoint is required: a Hugging Face BERT directory or a pretraining work directory.",
+                 cli.USAGE)
+    if flag_values.seeds < 1:
+        cli.fail(f"--seeds must be >= 1, got {flag_values.seeds}.", cli.USAGE)
+    return rest
+
+
+def quiet_libraries() -> None:
+    """The libraries' advice off the terminal and their warnings as `warning (LOGGER): ...`, as the GLUE
+    command does (glue/command.py; importing it would define its flags here too)."""
+    if os.environ.get("JAX_BERT_TRACEBACK"):
+        return
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    absl_logging.get_absl_handler().setFormatter(
+        type("_Formatter", (logging.Formatter,), {"format": lambda self, r: f"{r.levelname.lower()} ({r.name}): "
+                                                                            f"{r.getMessage()}"})())
+
+
+def main(argv):
+    del argv
+    logging.getLogger().setLevel(logging.WARNING)
+    quiet_libraries()
+    return cli.run(lambda: run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value,
+                                    version=_VERSION.value, data_dir=_DATA_DIR.value, out=_OUT.value,
+                                    progress=not _NO_PROGRESS.value))
+
+
+def run_command() -> None:
+    """scripts/squad.py: parse the command line and run."""
+    cli.exit_on_signals()
+    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(__import__("sys").argv[0], flag)
+    app.run(main, flags_parser=parse)
