@@ -181,9 +181,15 @@ def _train_step(config: BertConfig, opt_hp: HParams, seed_loop: str, gated: bool
 
 @functools.lru_cache(maxsize=16)
 def _init_fns(config: BertConfig, opt_hp: HParams, head=CLASSIFIER):
-    optimizer = _optimizer(opt_hp)
     params_fn = jax.jit(jax.vmap(functools.partial(head.init, config), in_axes=(None, 0)))
-    return params_fn, jax.jit(jax.vmap(optimizer.init))
+    return params_fn, _optimizer_init(opt_hp)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer_init(opt_hp: HParams):
+    """The optimizer state's init over the seeds: it depends on the params' shapes only, which tasks
+    of different label counts share (the padded classifier), so it is cached apart from the heads' init."""
+    return jax.jit(jax.vmap(_optimizer(opt_hp).init))
 
 
 @functools.lru_cache(maxsize=16)
