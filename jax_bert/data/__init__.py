@@ -10,8 +10,16 @@
                                         function of (seed, step, process index)
 """
 from jax_bert.data.blocks import prepare_blocks, tokenize_to_blocks
-from jax_bert.data.documents import BOOKCORPUS, WIKIPEDIA, data_fingerprint, load_documents, normalize_spec
+from jax_bert.data.documents import (
+                                     BOOKCORPUS,
+                                     WIKIPEDIA,
+                                     data_fingerprint,
+                                     datasets_cache_dir,
+                                     load_documents,
+                                     normalize_spec,
+)
 from jax_bert.data.tokenizer import SPECIAL_TOKENS, get_tokenizer, tokenizer_fingerprint
 
-__all__ = ["BOOKCORPUS", "SPECIAL_TOKENS", "WIKIPEDIA", "data_fingerprint", "get_tokenizer", "load_documents",
+__all__ = ["BOOKCORPUS", "SPECIAL_TOKENS", "WIKIPEDIA", "data_fingerprint", "datasets_cache_dir", "get_tokenizer",
+           "load_documents",
            "normalize_spec", "prepare_blocks", "tokenize_to_blocks", "tokenizer_fingerprint"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from jax_bert import files
 from jax_bert.data import checksum
-from jax_bert.data.documents import _hash, data_fingerprint, load_documents, normalize_spec
+from jax_bert.data.documents import _hash, data_fingerprint, datasets_cache_dir, load_documents, normalize_spec
 from jax_bert.data.tokenizer import tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
     def split(i: int) -> Callable[[], Sequence[str]]:
         def get():
             if not loaded:
-                loaded.extend(load_documents(spec))
+                loaded.extend(load_documents(spec, cache_dir=datasets_cache_dir(cache_dir)))
             return loaded[i]
         return get
 

@@ -50,7 +50,8 @@ def prepare_data(config, workdir: str):
 
     def build():
         tokenizer = data.get_tokenizer(tokenizer_name(config), workdir=workdir,
-                                       documents=lambda: data.load_documents(spec)[0],
+                                       documents=lambda: data.load_documents(
+                                           spec, cache_dir=data.datasets_cache_dir(_cache_dir(config)))[0],
                                        vocab_size=config.tokenizer.vocab_size, lowercase=config.tokenizer.lowercase,
                                        cache_dir=_cache_dir(config), corpus_key=data.data_fingerprint(spec))
         teachers.check_vocabularies(config.distill, tokenizer)  # before any data work on a wrong vocabulary

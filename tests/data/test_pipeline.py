@@ -126,8 +126,8 @@ def test_txt_one_document_per_file(tmp_path):
     spec = {"source": "files", "files": str(tmp_path / "txt" / "*.txt"),
             "txt_documents": "file", "validation_fraction": 0.5}
     train, validation = data.load_documents(spec)
-    assert validation == ["\n\n".join(docs[:20])]
-    assert train == ["\n  \n".join(docs[20:])]
+    assert list(validation) == ["\n\n".join(docs[:20])]
+    assert list(train) == ["\n  \n".join(docs[20:])]
 
 
 def test_config_dict_spec_is_accepted(tmp_path):
@@ -136,7 +136,7 @@ def test_config_dict_spec_is_accepted(tmp_path):
     spec = ml_collections.ConfigDict({"source": "files", "files": str(tmp_path / "*.parquet"),
                                       "text_column": "body", "validation_fraction": 0.25})
     train, validation = data.load_documents(spec)
-    assert validation == docs[:10] and train == docs[10:]
+    assert list(validation) == docs[:10] and list(train) == docs[10:]
 
 
 def test_missing_files_name_the_glob(tmp_path):
