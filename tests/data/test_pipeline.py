@@ -1,4 +1,5 @@
 """Tests for the pretraining data pipeline: corpus, document loading, tokenizer, packing."""
+import io
 import json
 import os
 import time
@@ -310,6 +311,11 @@ def test_validation_blocks_keep_everything(tokenizer, docs, tmp_path):
     np.testing.assert_array_equal(flat[: len(stream)], stream)
     assert np.all(flat[len(stream):] == tokenizer.pad_token_id)
     assert info["num_tokens"] == len(stream) == (flat != tokenizer.pad_token_id).sum()
+    # The cache file, written piecewise from the token stream, is byte for byte what np.save writes.
+    saved = io.BytesIO()
+    np.save(saved, np.asarray(blocks))
+    with open(blocks.filename, "rb") as f:
+        assert f.read() == saved.getvalue()
 
 
 def test_block_cache_hit_is_identical_fast_and_keyed(tokenizer, docs, tmp_path):
