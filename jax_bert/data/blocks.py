@@ -156,6 +156,18 @@ def document_batches(docs: Iterable[str]) -> Iterator[list[str]]:
         yield chunk
 
 
+def encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    """The token ids of each text, no special tokens. The Rust tokenizer's batch encoding runs on every core
+    (its thread pool; TOKENIZERS_PARALLELISM=false makes it serial) and keeps the order, so the ids are the
+    same either way. Called on the Rust tokenizer directly (without offsets: `encode_batch_fast`) unless it
+    carries truncation or padding settings, which the transformers call switches off."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    fast = getattr(backend, "encode_batch_fast", None)
+    if fast is not None and backend.truncation is None and backend.padding is None:
+        return [e.ids for e in fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
 def _copy_bytes(src, dst, num_bytes: int) -> None:
     """num_bytes from file src to file dst, in chunks (the memory of one chunk)."""
     buffer = bytearray(_COPY_BYTES)
@@ -190,7 +202,7 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
                 chunk = [d for d in chunk if d and not d.isspace()]
                 if not chunk:
                     continue
-                ids = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
+                ids = encode(tokenizer, chunk)
                 packed = _pack_chunk(ids, cls_id, sep_id)
                 packed.tofile(raw)
                 total += packed.size
@@ -225,11 +237,16 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
             os.unlink(tmp_npy)
 
 
-def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
+class NotCached(Exception):
+    """A cache that `build=False` did not find (jax_bert/data/prepare.py waits for it or names the command)."""
+
+
+def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str, build: bool = True):
     """(train_blocks, validation_blocks) for a data spec, each int32 [N, seq_len].
 
     Validation keeps its padded last block (no text lost); train drops its partial one. The
-    documents are loaded only if one of the two splits is not cached yet. With no
+    documents are loaded only if one of the two splits is not cached yet; with build=False a split that
+    is not cached raises NotCached instead (nothing is read or tokenised). With no
     validation split (validation_fraction=0) the second element is None.
     """
     fingerprint = data_fingerprint(spec)
@@ -237,6 +254,8 @@ def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
 
     def split(i: int) -> Callable[[], Sequence[str]]:
         def get():
+            if not build:
+                raise NotCached(f"the {('train', 'validation')[i]} blocks are not in {cache_dir}")
             if not loaded:
                 loaded.extend(load_documents(spec, cache_dir=datasets_cache_dir(cache_dir)))
             return loaded[i]
@@ -250,4 +269,3 @@ def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
                                     cache_key_parts=[fingerprint, "validation"],
                                     pad_last=True)
     return train, validation
-

@@ -73,6 +73,7 @@ _SPEC_DEFAULTS = {
     "validation_fraction": 0.05,
     "max_documents": None,
 }
+NOT_CORPUS = ("build_on_process0_wait_s",)  # how the caches are waited for (jax_bert/data/prepare.py)
 _HUB_DEFAULTS = {"name": None, "config": None, "split": "train", "text_column": "text",
                  "revision": None}
 
@@ -87,6 +88,8 @@ def normalize_spec(spec: Any) -> dict:
         spec = spec.to_dict()
     if not isinstance(spec, collections.abc.Mapping):
         raise ValueError(f"data spec must be a dict or ConfigDict, got {type(spec).__name__}")
+    # Settings of the data group that are not about the corpus: dropped, so that no cache key depends on them.
+    spec = {k: v for k, v in spec.items() if k not in NOT_CORPUS}
     unknown = set(spec) - set(_SPEC_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown data spec field(s) {sorted(unknown)}; "
