@@ -82,7 +82,9 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
             shared = os.path.join(cache_dir, "tokenizer-" + _hash({"corpus": corpus_key, "settings": settings}))
         if shared is None or not _copy_if_intact(shared, path):
             docs = documents() if callable(documents) else documents
-            if train_documents:
+            if train_documents and hasattr(docs, "__getitem__") and hasattr(docs, "__len__"):
+                docs = docs[:int(train_documents)] if isinstance(docs, (list, tuple)) else _First(docs, train_documents)
+            elif train_documents:
                 docs = itertools.islice(docs, int(train_documents))
             _train_wordpiece(docs, shared or path, settings)
             if shared is not None and not _copy_if_intact(shared, path):
@@ -104,6 +106,19 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     # BertTokenizer rather than AutoTokenizer: the latter resolves a model config, which
     # imports torch (seconds) for nothing.
     return transformers.BertTokenizer.from_pretrained(path)
+
+
+class _First:
+    """The first n documents of a sized corpus, iterated lazily (a progress bar can show its length)."""
+
+    def __init__(self, docs, n: int):
+        self._docs, self._n = docs, min(int(n), len(docs))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        return itertools.islice(iter(self._docs), self._n)
 
 
 def _copy_if_intact(source: str, path: str) -> bool:
@@ -155,8 +170,11 @@ def _word_counts(docs: Iterable[str], lowercase: bool) -> collections.Counter:
 
     normalizer = tokenizers.normalizers.BertNormalizer(lowercase=lowercase)
     pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    from tqdm.auto import tqdm
+
     counts: collections.Counter = collections.Counter()
-    for doc in docs:
+    total = len(docs) if hasattr(docs, "__len__") else None
+    for doc in tqdm(docs, total=total, unit="doc", desc="counting words", disable=None, mininterval=2):
         if doc and not doc.isspace():
             counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(doc)))
     return counts
