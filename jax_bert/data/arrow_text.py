@@ -39,10 +39,33 @@ def _stream_file(path: str, column: str, start: int, stop: int) -> Iterator[list
                 continue
             if lo >= stop:
                 break
-            piece = batch.column(batch.schema.get_field_index(column))
+            piece = batch.column(0 if column is None else batch.schema.get_field_index(column))
             piece = piece.slice(max(start - lo, 0), min(stop, hi) - max(start, lo))
             for i in range(0, len(piece), READ_CHUNK):
                 yield piece.slice(i, READ_CHUNK).to_pylist()
+
+
+def stream_files(paths: list[str], column: str) -> Iterator[list]:
+    """Every row of `column` in several Arrow stream files, in order, in lists of at most READ_CHUNK."""
+    for path in paths:
+        yield from _stream_file(path, column, 0, float("inf"))
+
+
+class ArrowFile:
+    """One column of an Arrow stream file of known length, opened by nobody until read: iterating streams it
+    (`_stream_file`); indexing one row reads up to it, for the rare lookup."""
+
+    def __init__(self, path: str, num_rows: int):
+        self.path, self.num_rows = path, int(num_rows)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def rows(self, column: str, start: int, stop: int) -> Iterator[list]:
+        return _stream_file(self.path, column, start, stop)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"__row__": next(iter(_stream_file(self.path, None, i, i + 1)))[0]}
 
 
 class ArrowText(collections.abc.Sequence):
@@ -67,7 +90,9 @@ class ArrowText(collections.abc.Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = self._start + _checked_index(i, len(self))
         k = int(np.searchsorted(self._ends, i, side="right"))
-        text = self._parts[k][i - (self._ends[k - 1] if k else 0)][self._column]
+        part = self._parts[k]
+        row = part[i - (self._ends[k - 1] if k else 0)]
+        text = row["__row__"] if isinstance(part, ArrowFile) else row[self._column]
         return text if text is not None else ""
 
     def __iter__(self) -> Iterator[str]:
@@ -83,7 +108,9 @@ class ArrowText(collections.abc.Sequence):
             if hi <= lo:
                 continue
             files = getattr(ds, "cache_files", None) or []
-            if len(files) == 1 and getattr(ds, "_indices", None) is None:
+            if isinstance(ds, ArrowFile):
+                chunks = ds.rows(self._column, lo, hi)
+            elif len(files) == 1 and getattr(ds, "_indices", None) is None:
                 chunks = _stream_file(files[0]["filename"], self._column, lo, hi)
             else:
                 chunks = (b[self._column] for b in ds.select(range(lo, hi)).iter(batch_size=READ_CHUNK))

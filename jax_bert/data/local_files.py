@@ -2,10 +2,10 @@
 
 `load_files(pattern, ...)` gives the documents of one glob as an `ArrowText`: the files are converted once
 by `datasets.load_dataset("text" | "json" | "parquet", data_files=...)` into Arrow files in the datasets
-cache (by default `<data_cache_dir>/datasets`), then one batched `map` turns the rows into documents (the
-.txt paragraph rule below, empty ones dropped) in one more Arrow file, which is read in batches. Both
-steps are cached by `datasets`, so a second run on the same files converts nothing; memory stays at a
-batch whatever the size of the corpus.
+cache (by default `<data_cache_dir>/datasets`), then the rows become documents (the .txt paragraph rule
+below, empty ones dropped) in one more Arrow file beside them, which is read in batches. Both steps are
+cached, so a second run on the same files converts nothing; memory stays at a batch (and the text
+builder's read chunk) whatever the size of the corpus.
 
 Documents, by extension (the files of a glob in sorted order):
   .txt      one per paragraph: the text of a file split where a line holding only whitespace separates
@@ -20,16 +20,22 @@ from __future__ import annotations
 
 import codecs
 import glob
+import hashlib
 import json
 import os
 import re
+import tempfile
 
-from jax_bert.data.arrow_text import ArrowText
+from jax_bert import files
+from jax_bert.data.arrow_text import ArrowFile, ArrowText, stream_files
 
 EXTENSIONS = {".txt": "text", ".jsonl": "json", ".parquet": "parquet"}
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 COLUMN = "text"  # the documents' column in the Arrow file the map writes
-TEXT_CHUNK_BYTES = 10 << 20  # what the text builder reads at a time (its default); the tests make it small
+# What the text builder reads at a time: its memory is many times this (the chunk split into Python strings),
+# so 1 MiB rather than its default 10 MiB; the tests make it small.
+TEXT_CHUNK_BYTES = 1 << 20
+DOCUMENTS_FORMAT = 1  # bump when the rows -> documents rule changes, so that old document files are not reused
 
 
 def expand(pattern: str) -> list[str]:
@@ -61,7 +67,7 @@ def _runs(paths: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def _to_documents(batch: dict, *, source_column: str, paragraphs: bool, strip: bool) -> dict:
-    """A batched `map`: rows -> documents. With `paragraphs`, the rows are the text builder's pieces (split on
+    """A batch of rows -> its documents. With `paragraphs`, the rows are the text builder's pieces (split on
     exactly "\\n\\n"), refined by the paragraph rule; every blank-line separator holds a "\\n\\n" or is
     whole inside one piece, so this gives what splitting the whole file gives."""
     out = []
@@ -83,7 +89,7 @@ def load_files(pattern: str, spec: dict, cache_dir: str | None = None) -> ArrowT
     """The documents of the files one glob matches (see the module docstring)."""
     paths = expand(pattern)
     runs = _runs(paths)
-    parts = [_documents(builder, files, pattern, spec, cache_dir) for builder, files in runs]
+    parts = [_documents(builder, group, pattern, spec, cache_dir) for builder, group in runs]
     return ArrowText(parts, COLUMN)
 
 
@@ -106,21 +112,64 @@ def _documents(builder: str, paths: list[str], pattern: str, spec: dict, cache_d
     datasets.disable_progress_bars()  # tqdm lines per conversion step; the caller shows its own progress
     try:
         try:
-            ds = datasets.load_dataset(builder, data_files=paths, split="train", cache_dir=cache_dir, **kwargs)
+            # The builder writes the Arrow files; they are not opened as a Dataset: its memory map, once
+            # read, would hold the pages of the whole corpus in this process (see _documents_file).
+            prepared = datasets.load_dataset_builder(builder, data_files=paths, cache_dir=cache_dir, **kwargs)
+            prepared.download_and_prepare()
         except Exception as e:  # noqa: BLE001 - datasets wraps the cause in its own error types
             raise _named_error(builder, paths, pattern, column, e) from e
-        if source_column not in ds.column_names:
+        columns = list(prepared.info.features or {})
+        if source_column not in columns:
             raise _named_error(builder, paths, pattern, column, None) or ValueError(
-                f"files {pattern!r} have no field {column!r}; their columns are {ds.column_names}: "
-                "set data.text_column")
-        ds = ds.map(_to_documents, batched=True, batch_size=1000, remove_columns=ds.column_names,
-                    fn_kwargs={"source_column": source_column, "paragraphs": spec["txt_documents"] == "paragraph"
-                               and builder == "text", "strip": builder == "text"},
-                    desc="documents")
+                f"files {pattern!r} have no field {column!r}; their columns are {columns}: set data.text_column")
+        settings = {"source_column": source_column, "strip": builder == "text",
+                    "paragraphs": spec["txt_documents"] == "paragraph" and builder == "text"}
+        return _documents_file(prepared, settings)
     finally:
         if was_enabled:
             datasets.enable_progress_bars()
-    return ds
+
+
+def _documents_file(prepared, settings: dict) -> ArrowFile:
+    """The documents of the Arrow files a builder wrote, as one Arrow file beside them (written once, with its
+    row count in a .json beside it, then reused).
+
+    Every file is read by streaming it with ordinary reads (arrow_text), never through a memory map: the
+    pages of a map that pyarrow has read (it asks the kernel for the whole range it reads) stay resident in
+    this process, so reading a 20 GB corpus that way grows the process to 20 GB."""
+    import pyarrow as pa
+
+    folder = prepared.cache_dir
+    sources = sorted(glob.glob(os.path.join(folder, f"{prepared.name}-train*.arrow")))
+    expected = prepared.info.splits["train"].num_examples
+    key = hashlib.sha256(json.dumps([os.path.basename(folder), settings, DOCUMENTS_FORMAT], sort_keys=True).encode())
+    path = os.path.join(folder, f"jax_bert-documents-{key.hexdigest()[:24]}.arrow")
+    count_file = path[:-len(".arrow")] + ".json"
+    try:
+        with open(count_file) as f:
+            return ArrowFile(path, json.load(f)["num_rows"])
+    except (OSError, ValueError, KeyError):
+        pass
+    schema = pa.schema([(COLUMN, pa.string())])
+    fd, tmp = tempfile.mkstemp(prefix=".documents-", suffix=".arrow", dir=folder)
+    os.close(fd)
+    rows = documents = 0
+    try:
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for batch in stream_files(sources, settings["source_column"]):
+                rows += len(batch)
+                docs = _to_documents({settings["source_column"]: batch}, **settings)[COLUMN]
+                documents += len(docs)
+                if docs:
+                    writer.write_batch(pa.record_batch([pa.array(docs, pa.string())], schema=schema))
+        if rows != expected:
+            raise OSError(f"the Arrow files {sources} hold {rows} rows; the builder wrote {expected}")
+        os.replace(tmp, path)
+        files.atomic_write_json(count_file, {"num_rows": documents})  # last: its presence means complete
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return ArrowFile(path, documents)
 
 
 def _check_parquet(paths: list[str], column: str) -> None:
