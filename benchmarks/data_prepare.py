@@ -99,7 +99,8 @@ def run_child(spec: dict, tokenizer_dir: str, cache_dir: str, code: str, mode: s
               train_documents: int) -> dict:
     """The child's report, with the share of the CPUs that processes other than the child used meanwhile."""
     env = {**os.environ, "PYTHONPATH": code, "TOKENIZERS_PARALLELISM": os.environ.get("TOKENIZERS_PARALLELISM",
-                                                                                      "true")}
+                                                                                      "true"),
+           "HF_DATASETS_CACHE": os.path.join(cache_dir, "datasets")}  # the vocab mode's Arrow copies, removed after
     busy, wall = _busy_seconds(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([spec, tokenizer_dir, cache_dir, mode,
                                                                      train_documents])],

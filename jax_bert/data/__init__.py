@@ -6,6 +6,8 @@
     blocks.prepare_blocks(spec, ...) -> (train_blocks, validation_blocks): every document as
                                         [CLS] ... [SEP], concatenated and cut into int32 blocks,
                                         cached on disk
+    prepare.prepare(config, ...)     -> a run's tokenizer and block caches on one process or many: opened
+                                        without reading a document when they exist (scripts/prepare_data.py)
     mlm_batches.batch_for_step(...)  -> the masked-language-model batch of a training step, a pure
                                         function of (seed, step, process index)
 """
