@@ -147,9 +147,10 @@ def main(argv=None) -> None:
             subprocess.run(["rm", "-rf", cache], check=False)
             row = {"format": fmt, "mb": mb, **report}
             rows.append(row)
+            rates = (f"{row['tokens_per_s'] / 1e3:7.0f}k tokens/s  {row['tokens_per_cpu_s'] / 1e3:7.0f}k tokens/CPU-s  "
+                     if row["tokens"] else f"CPU {row['cpu_seconds']:.1f} s  ")
             print(f"{fmt:8s} {mb:5d} MB  peak RSS {row['peak_rss_mb']:7.0f} MB (after imports "
-                  f"{row['rss_after_imports_mb']:.0f})  {row['seconds']:7.1f} s  "
-                  f"{row['tokens_per_s'] / 1e3:7.0f}k tokens/s  {row['tokens_per_cpu_s'] / 1e3:7.0f}k tokens/CPU-s  "
+                  f"{row['rss_after_imports_mb']:.0f})  {row['seconds']:7.1f} s  {rates}"
                   f"others used {100 * row.get('other_cpu_share', float('nan')):.0f}% of the CPUs", flush=True)
     if args.json:
         with open(args.json, "w") as f:
