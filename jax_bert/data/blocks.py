@@ -15,18 +15,19 @@ import logging
 import math
 import os
 import tempfile
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from jax_bert import files
 from jax_bert.data import checksum
-from jax_bert.data.documents import _hash, data_fingerprint, load_documents, normalize_spec
+from jax_bert.data.documents import _hash, data_fingerprint, datasets_cache_dir, load_documents, normalize_spec
 from jax_bert.data.tokenizer import tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
 _TOKENIZE_CHUNK = 1000  # documents per batched tokenizer call
+_COPY_BYTES = 1 << 23  # the token stream is copied into the .npy in pieces of this size
 _CACHE_FORMAT = 2  # bump when the block layout changes, so old caches are not reused (2: with checksums)
 DAMAGED_SUFFIX = ".damaged"
 
@@ -79,7 +80,8 @@ def _read_cache(npy: str, meta_file: str, seq_len: int, full_check: bool | None 
         blocks = np.load(npy, mmap_mode="r")
         if blocks.shape != (meta["num_blocks"], seq_len) or blocks.dtype != np.int32:
             raise ValueError(f"shape {blocks.shape} {blocks.dtype}, metadata {meta}")
-        problem = checksum.verify(blocks, meta.get("checksum"), full=full_check)
+        # Read from the file, not through the map: pages of a map once read stay in this process's memory.
+        problem = checksum.verify_file(npy, blocks.offset, blocks.nbytes, meta.get("checksum"), full=full_check)
         if problem:
             raise ValueError(problem)
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -141,28 +143,66 @@ def _pack_chunk(ids: list[list[int]], cls_id: int, sep_id: int) -> np.ndarray:
     return out
 
 
+def document_batches(docs: Iterable[str]) -> Iterator[list[str]]:
+    """The documents in lists of at most _TOKENIZE_CHUNK: a lazy corpus's own batches (read from Arrow in
+    chunks), else slices of the iterator."""
+    if hasattr(docs, "batches"):
+        for batch in docs.batches():
+            for i in range(0, len(batch), _TOKENIZE_CHUNK):
+                yield batch[i:i + _TOKENIZE_CHUNK]
+        return
+    it = iter(docs)
+    while chunk := list(itertools.islice(it, _TOKENIZE_CHUNK)):
+        yield chunk
+
+
+def encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    """The token ids of each text, no special tokens. The Rust tokenizer's batch encoding runs on every core
+    (its thread pool; TOKENIZERS_PARALLELISM=false makes it serial) and keeps the order, so the ids are the
+    same either way. Called on the Rust tokenizer directly (without offsets: `encode_batch_fast`) unless it
+    carries truncation or padding settings, which the transformers call switches off."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    fast = getattr(backend, "encode_batch_fast", None)
+    if fast is not None and backend.truncation is None and backend.padding is None:
+        return [e.ids for e in fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def _copy_bytes(src, dst, num_bytes: int) -> None:
+    """num_bytes from file src to file dst, in chunks (the memory of one chunk)."""
+    buffer = bytearray(_COPY_BYTES)
+    left = num_bytes
+    while left:
+        view = memoryview(buffer)[:min(left, _COPY_BYTES)]
+        got = src.readinto(view)
+        if not got:
+            raise OSError(f"the token stream ended {left} bytes early")
+        dst.write(view[:got])
+        left -= got
+
+
 def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, npy: str,
                   meta_file: str) -> None:
+    """Tokenises batch by batch to a raw token stream on disk, then writes the .npy from it with file reads
+    and writes: memory is a batch of documents and a copy buffer, whatever the size of the corpus."""
     from tqdm.auto import tqdm
 
     cls_id, sep_id, pad_id = (_special_id(tokenizer, n) for n in ("cls", "sep", "pad"))
     cache_dir = os.path.dirname(os.path.abspath(npy))
     os.makedirs(cache_dir, exist_ok=True)
     total = n_docs = 0
-    # The token stream goes to a raw file first, so corpora larger than memory work.
     raw_fd, raw_path = tempfile.mkstemp(prefix=".stream-", suffix=".bin", dir=cache_dir)
     tmp_npy = None
     try:
         with os.fdopen(raw_fd, "wb") as raw, tqdm(
                 total=len(docs) if hasattr(docs, "__len__") else None, unit="doc",
                 desc="tokenizing", disable=None) as bar:
-            it = iter(docs)
-            while chunk := list(itertools.islice(it, _TOKENIZE_CHUNK)):
+            for chunk in document_batches(docs):
                 bar.update(len(chunk))
                 chunk = [d for d in chunk if d and not d.isspace()]
                 if not chunk:
                     continue
-                ids = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
+                ids = encode(tokenizer, chunk)
                 packed = _pack_chunk(ids, cls_id, sep_id)
                 packed.tofile(raw)
                 total += packed.size
@@ -174,18 +214,16 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
         kept = min(total, n_blocks * seq_len)
         fd, tmp_npy = tempfile.mkstemp(prefix=".blocks-", suffix=".npy", dir=cache_dir)
         os.close(fd)
-        out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.int32,
-                                        shape=(n_blocks, seq_len))
-        flat = out.reshape(-1)
-        stream = np.memmap(raw_path, dtype=np.int32, mode="r", shape=(total,))
-        step = 1 << 24
-        for i in range(0, kept, step):
-            flat[i:min(i + step, kept)] = stream[i:min(i + step, kept)]
-        flat[kept:] = pad_id
-        out.flush()
-        del out, flat, stream
+        # open_memmap writes the .npy header (and sizes the file); its pages are never touched.
+        header = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.int32, shape=(n_blocks, seq_len))
+        offset, num_bytes = header.offset, header.nbytes
+        del header
+        with open(raw_path, "rb") as src, open(tmp_npy, "r+b") as dst:
+            dst.seek(offset)
+            _copy_bytes(src, dst, kept * 4)
+            np.full(n_blocks * seq_len - kept, pad_id, dtype=np.int32).tofile(dst)
         # From the bytes as written (read back), so that a check on open compares with what is on disk.
-        sums = checksum.checksums(np.load(tmp_npy, mmap_mode="r"))
+        sums = checksum.file_checksums(tmp_npy, offset, num_bytes)
         meta = {"num_blocks": n_blocks, "seq_len": seq_len, "num_tokens": kept,
                 "num_tokens_dropped": total - kept, "num_documents": n_docs,
                 "pad_last": pad_last, "checksum": sums}
@@ -199,11 +237,16 @@ def _build_blocks(docs: Iterable[str], tokenizer, seq_len: int, pad_last: bool, 
             os.unlink(tmp_npy)
 
 
-def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
+class NotCached(Exception):
+    """A cache that `build=False` did not find (jax_bert/data/prepare.py waits for it or names the command)."""
+
+
+def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str, build: bool = True):
     """(train_blocks, validation_blocks) for a data spec, each int32 [N, seq_len].
 
     Validation keeps its padded last block (no text lost); train drops its partial one. The
-    documents are loaded only if one of the two splits is not cached yet. With no
+    documents are loaded only if one of the two splits is not cached yet; with build=False a split that
+    is not cached raises NotCached instead (nothing is read or tokenised). With no
     validation split (validation_fraction=0) the second element is None.
     """
     fingerprint = data_fingerprint(spec)
@@ -211,8 +254,10 @@ def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
 
     def split(i: int) -> Callable[[], Sequence[str]]:
         def get():
+            if not build:
+                raise NotCached(f"the {('train', 'validation')[i]} blocks are not in {cache_dir}")
             if not loaded:
-                loaded.extend(load_documents(spec))
+                loaded.extend(load_documents(spec, cache_dir=datasets_cache_dir(cache_dir)))
             return loaded[i]
         return get
 
@@ -224,4 +269,3 @@ def prepare_blocks(spec: Any, tokenizer, seq_len: int, *, cache_dir: str):
                                     cache_key_parts=[fingerprint, "validation"],
                                     pad_last=True)
     return train, validation
-

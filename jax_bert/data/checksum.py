@@ -37,26 +37,58 @@ def checksums(array: np.ndarray) -> dict:
             "chunks": [_chunk_crc(flat, i) for i in range(n)]}
 
 
+def _file_chunk_crc(f, offset: int, num_bytes: int, buffer: bytearray, i: int) -> int:
+    """CRC of chunk i of the num_bytes at `offset` in the open file f, read into `buffer` (no map)."""
+    size = min(CHUNK_BYTES, num_bytes - i * CHUNK_BYTES)
+    f.seek(offset + i * CHUNK_BYTES)
+    view = memoryview(buffer)[:size]
+    got = f.readinto(view)
+    if got != size:
+        raise OSError(f"the file ends {size - got} bytes early")
+    return zlib.crc32(view) & 0xFFFFFFFF
+
+
+def file_checksums(path: str, offset: int, num_bytes: int) -> dict:
+    """`checksums` of the num_bytes at `offset` in a file, read in chunks: memory is one chunk whatever the
+    size (a memory map's read pages would stay resident in this process)."""
+    n = -(-num_bytes // CHUNK_BYTES)
+    buffer = bytearray(CHUNK_BYTES)
+    with open(path, "rb") as f:
+        chunks = [_file_chunk_crc(f, offset, num_bytes, buffer, i) for i in range(n)]
+    return {"algorithm": ALGORITHM, "chunk_bytes": CHUNK_BYTES, "num_bytes": int(num_bytes), "chunks": chunks}
+
+
 def verify(array: np.ndarray, recorded, *, full: bool | None = None) -> str | None:
     """None when the array's bytes match `recorded` (what `checksums` gave at build), else what differs.
 
     full=None: the whole array up to FULL_CHECK_BYTES, else sampled chunks; True: every chunk."""
+    flat = _bytes(array)
+    return _verify(int(flat.size), lambda i: _chunk_crc(flat, i), recorded, full)
+
+
+def verify_file(path: str, offset: int, num_bytes: int, recorded, *, full: bool | None = None) -> str | None:
+    """`verify` of the num_bytes at `offset` in a file (a .npy's data), read in chunks rather than mapped."""
+    buffer = bytearray(CHUNK_BYTES)
+    with open(path, "rb") as f:
+        return _verify(num_bytes, lambda i: _file_chunk_crc(f, offset, num_bytes, buffer, i), recorded, full)
+
+
+def _verify(num_bytes: int, chunk_crc, recorded, full: bool | None) -> str | None:
     if not isinstance(recorded, dict) or recorded.get("algorithm") != ALGORITHM or not recorded.get("chunks"):
         return "it has no checksum of its bytes (written by an older version)"
-    flat = _bytes(array)
-    if flat.size != recorded.get("num_bytes") or recorded.get("chunk_bytes") != CHUNK_BYTES:
-        return f"it holds {flat.size} bytes, its checksum was written for {recorded.get('num_bytes')}"
+    if num_bytes != recorded.get("num_bytes") or recorded.get("chunk_bytes") != CHUNK_BYTES:
+        return f"it holds {num_bytes} bytes, its checksum was written for {recorded.get('num_bytes')}"
     chunks = recorded["chunks"]
     n = len(chunks)
-    if n != -(-flat.size // CHUNK_BYTES):
-        return f"its checksum lists {n} chunks for {flat.size} bytes"
+    if n != -(-num_bytes // CHUNK_BYTES):
+        return f"its checksum lists {n} chunks for {num_bytes} bytes"
     if full is None:
-        full = flat.size <= FULL_CHECK_BYTES
+        full = num_bytes <= FULL_CHECK_BYTES
     which = range(n) if full else sorted({0, n - 1, *random.SystemRandom().sample(range(n), min(SAMPLED_CHUNKS, n))})
-    bad = [i for i in which if _chunk_crc(flat, i) != chunks[i]]
+    bad = [i for i in which if chunk_crc(i) != chunks[i]]
     if bad:
         first = bad[0]
         return (f"its bytes differ from the checksum written with them ({len(bad)} of {len(which)} checked "
                 f"chunks of {CHUNK_BYTES >> 20} MiB, the first at bytes {first * CHUNK_BYTES}-"
-                f"{min((first + 1) * CHUNK_BYTES, flat.size)})")
+                f"{min((first + 1) * CHUNK_BYTES, num_bytes)})")
     return None

@@ -21,7 +21,9 @@ A plain dict or an `ml_collections.ConfigDict` with these fields (unknown fields
                          Loading downloads and caches the whole dataset (memory-mapped Arrow);
                          nothing is read into memory until tokenisation.
   files                (files) a glob or a list of globs ('~' and '**' work). Each glob is
-                         one dataset: its files are read in sorted order. By extension:
+                         one dataset: its files are read in sorted order, through `datasets`
+                         (jax_bert/data/local_files.py: converted once to memory-mapped Arrow in
+                         `<data_cache_dir>/datasets`, as the hub's are). By extension:
                            .txt      one document per blank-line separated paragraph
                                      (txt_documents='paragraph', the default) or one per
                                      file (txt_documents='file');
@@ -50,18 +52,14 @@ Pipeline
 from __future__ import annotations
 
 import collections.abc
-import glob
 import hashlib
-import itertools
 import json
 import os
 import platform
-import re
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
-from jax_bert.data import corpus
+from jax_bert.data import corpus, local_files
+from jax_bert.data.arrow_text import ArrowText, Concat
 
 WIKIPEDIA = {"name": "wikimedia/wikipedia", "config": "20231101.en"}
 BOOKCORPUS = {"name": "bookcorpus/bookcorpus", "revision": "refs/convert/parquet"}
@@ -75,9 +73,9 @@ _SPEC_DEFAULTS = {
     "validation_fraction": 0.05,
     "max_documents": None,
 }
+NOT_CORPUS = ("build_on_process0_wait_s",)  # how the caches are waited for (jax_bert/data/prepare.py)
 _HUB_DEFAULTS = {"name": None, "config": None, "split": "train", "text_column": "text",
                  "revision": None}
-_READ_CHUNK = 1000  # documents per batch read from a hub dataset
 
 
 
@@ -90,6 +88,8 @@ def normalize_spec(spec: Any) -> dict:
         spec = spec.to_dict()
     if not isinstance(spec, collections.abc.Mapping):
         raise ValueError(f"data spec must be a dict or ConfigDict, got {type(spec).__name__}")
+    # Settings of the data group that are not about the corpus: dropped, so that no cache key depends on them.
+    spec = {k: v for k, v in spec.items() if k not in NOT_CORPUS}
     unknown = set(spec) - set(_SPEC_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown data spec field(s) {sorted(unknown)}; "
@@ -134,13 +134,18 @@ def normalize_spec(spec: Any) -> dict:
     return out
 
 
+def datasets_cache_dir(data_cache_dir: str) -> str:
+    """Where the Arrow copies of local corpus files are kept: beside the block caches made from them."""
+    return os.path.join(data_cache_dir, "datasets")
+
+
 def data_fingerprint(spec: Any) -> dict:
     """What the documents depend on, for cache keys: the spec, plus the size and mtime of
     every matched file (source='files') or the Python version (source='offline')."""
     spec = normalize_spec(spec)
     out: dict[str, Any] = {"spec": spec}
     if spec["source"] == "files":
-        out["files"] = [[(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in _expand(g)]
+        out["files"] = [[(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in local_files.expand(g)]
                         for g in spec["files"]]
     elif spec["source"] == "offline":
         out["python"] = platform.python_version()
@@ -153,57 +158,6 @@ def _hash(obj: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- documents
-
-
-def _checked_index(i: int, n: int) -> int:
-    """A sequence index made non-negative; IndexError outside [-n, n)."""
-    if i < 0:
-        i += n
-    if not 0 <= i < n:
-        raise IndexError(i)
-    return i
-
-
-class _Concat(collections.abc.Sequence):
-    """Several sized sequences of documents read one after another, without copying."""
-
-    def __init__(self, parts: Sequence[Sequence[str]]):
-        self._parts = list(parts)
-        self._ends = np.cumsum([len(p) for p in self._parts]).tolist()
-
-    def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = _checked_index(i, len(self))
-        k = int(np.searchsorted(self._ends, i, side="right"))
-        return self._parts[k][i - (self._ends[k - 1] if k else 0)]
-
-    def __iter__(self) -> Iterator[str]:
-        return itertools.chain.from_iterable(self._parts)
-
-
-class _ArrowText(collections.abc.Sequence):
-    """A text column of a Hugging Face `datasets.Dataset`, read lazily in batches."""
-
-    def __init__(self, dataset, column: str, start: int, stop: int):
-        self._ds, self._column, self._start, self._stop = dataset, column, start, stop
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = _checked_index(i, len(self))
-        return self._ds[self._start + i][self._column]
-
-    def __iter__(self) -> Iterator[str]:
-        part = self._ds.select(range(self._start, self._stop))
-        for batch in part.iter(batch_size=_READ_CHUNK):
-            yield from (t if t is not None else "" for t in batch[self._column])
 
 
 def _split_point(n: int, fraction: float, what: str) -> int:
@@ -220,20 +174,21 @@ def _cap(n: int, max_documents) -> int:
     return min(n, int(max_documents)) if max_documents else n
 
 
-def load_documents(spec: Any) -> tuple[Sequence[str], Sequence[str]]:
+def load_documents(spec: Any, cache_dir: str | None = None) -> tuple[Sequence[str], Sequence[str]]:
     """(train_docs, validation_docs) for a data spec (see the module docstring).
 
     Both are sized sequences of str. The first `validation_fraction` of EACH dataset is its
     validation part; the train part is the rest; the parts of several datasets are
     concatenated in the order given. Raises ValueError for missing or unreadable files, an
-    empty corpus, or a hub dataset that cannot be loaded (e.g. offline).
+    empty corpus, or a hub dataset that cannot be loaded (e.g. offline). Local files are converted to
+    Arrow in `cache_dir` (None: the datasets library's own cache, ~/.cache/huggingface/datasets).
     """
     spec = normalize_spec(spec)
     fraction = float(spec["validation_fraction"])
     if spec["source"] == "hub":
         named = [(f"hub dataset {d['name']!r}", _load_hub(d)) for d in spec["datasets"]]
     elif spec["source"] == "files":
-        named = [(f"files {g!r}", _load_files(g, spec)) for g in spec["files"]]
+        named = [(f"files {g!r}", local_files.load_files(g, spec, cache_dir)) for g in spec["files"]]
     else:
         named = [("the offline corpus", corpus.offline_documents())]
 
@@ -244,18 +199,18 @@ def load_documents(spec: Any) -> tuple[Sequence[str], Sequence[str]]:
             raise ValueError(f"{what} holds no documents (after dropping empty ones); "
                              "check that the data has text in it")
         k = _split_point(n, fraction, what)
-        if isinstance(docs, _ArrowText):
-            val_parts.append(_ArrowText(docs._ds, docs._column, 0, k))
-            train_parts.append(_ArrowText(docs._ds, docs._column, k, n))
+        if isinstance(docs, ArrowText):
+            val_parts.append(docs.view(0, k))
+            train_parts.append(docs.view(k, n))
         else:
             val_parts.append(docs[:k])
             train_parts.append(docs[k:n])
     if all(isinstance(p, list) for p in train_parts + val_parts):
         return [d for p in train_parts for d in p], [d for p in val_parts for d in p]
-    return _Concat(train_parts), _Concat(val_parts)
+    return Concat(train_parts), Concat(val_parts)
 
 
-def _load_hub(entry: dict) -> _ArrowText:
+def _load_hub(entry: dict) -> ArrowText:
     import datasets  # heavy import: only when the hub is used
 
     what = f"hub dataset {entry['name']!r}" + (f" (config {entry['config']!r})"
@@ -277,63 +232,4 @@ def _load_hub(entry: dict) -> _ArrowText:
     if column not in ds.column_names:
         raise ValueError(f"{what} has no column {column!r}; its columns are "
                          f"{ds.column_names}: set text_column")
-    return _ArrowText(ds, column, 0, len(ds))
-
-
-def _expand(pattern: str) -> list[str]:
-    paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
-                   if os.path.isfile(p))
-    if not paths:
-        raise ValueError(f"no files match {pattern!r} (data.files); check the path and the "
-                         "pattern, or use source='offline' for the built-in corpus")
-    return paths
-
-
-def _load_files(pattern: str, spec: dict) -> list[str]:
-    docs: list[str] = []
-    for path in _expand(pattern):
-        try:
-            docs.extend(_read_file(path, spec))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"cannot read {path} (matched by {pattern!r}): {e}") from e
-    return [d for d in docs if d and not d.isspace()]
-
-
-def _read_file(path: str, spec: dict) -> list[str]:
-    column = spec["text_column"]
-    if path.endswith(".txt"):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        if spec["txt_documents"] == "file":
-            return [text.strip()]
-        return [p.strip() for p in re.split(r"\n\s*\n", text)]
-    if path.endswith(".jsonl"):
-        docs = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno} is not valid JSON ({e}); .jsonl files "
-                                     "need one JSON object per line") from e
-                if not isinstance(record, dict) or column not in record:
-                    raise ValueError(f"{path}:{lineno} has no field {column!r}; set "
-                                     "data.text_column to the field that holds the text")
-                docs.append(str(record[column] or ""))
-        return docs
-    if path.endswith(".parquet"):
-        import pyarrow.lib
-        import pyarrow.parquet as pq
-        try:
-            names = pq.ParquetFile(path).schema_arrow.names
-        except pyarrow.lib.ArrowException as e:
-            raise ValueError(f"{path} is not a readable parquet file: {e}") from e
-        if column not in names:
-            raise ValueError(f"{path} has no column {column!r}; its columns are {names}: "
-                             "set data.text_column")
-        return [t or "" for t in pq.read_table(path, columns=[column])[column].to_pylist()]
-    raise ValueError(f"{path}: unsupported file type; data.files must match .txt, .jsonl or "
-                     ".parquet files")
-
+    return ArrowText([ds], column)

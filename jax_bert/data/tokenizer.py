@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 when
 def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None,
                   documents: Iterable[str] | Callable[[], Iterable[str]] | None = None,
                   vocab_size: int = 30522, lowercase: bool = False, cache_dir: str | None = None,
-                  corpus_key: Any = None):
+                  corpus_key: Any = None, train_documents: int = 0):
     """A `transformers.PreTrainedTokenizerFast`.
 
     With `name_or_path` (a hub name such as 'bert-base-cased' or a local directory): that
@@ -42,6 +43,8 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     default, like bert-base-cased. With `cache_dir` and `corpus_key` (what the documents depend on,
     e.g. data_fingerprint(spec)) the trained vocab is also kept in cache_dir, so a new work directory
     on the same corpus copies it instead of training again (the same bytes: training is deterministic).
+    `train_documents` > 0 trains on the first that many documents only (a deterministic sample: the start of
+    the train split), for corpora where counting every word would take hours.
     """
     import transformers
 
@@ -68,6 +71,8 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     path = os.path.join(workdir, "tokenizer")
     settings = {"vocab_size": int(vocab_size), "lowercase": bool(lowercase),
                 "special_tokens": list(SPECIAL_TOKENS), "trainer": TRAINER}
+    if train_documents:  # only when set, so that vocabularies trained on the whole corpus keep their keys
+        settings["train_documents"] = int(train_documents)
     settings_file = os.path.join(path, "training_settings.json")
     if not os.path.exists(settings_file):
         if documents is None:
@@ -77,6 +82,10 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
             shared = os.path.join(cache_dir, "tokenizer-" + _hash({"corpus": corpus_key, "settings": settings}))
         if shared is None or not _copy_if_intact(shared, path):
             docs = documents() if callable(documents) else documents
+            if train_documents and hasattr(docs, "__getitem__") and hasattr(docs, "__len__"):
+                docs = docs[:int(train_documents)] if isinstance(docs, (list, tuple)) else _First(docs, train_documents)
+            elif train_documents:
+                docs = itertools.islice(docs, int(train_documents))
             _train_wordpiece(docs, shared or path, settings)
             if shared is not None and not _copy_if_intact(shared, path):
                 raise OSError(f"the tokenizer just trained in {shared} could not be copied to {path}")
@@ -97,6 +106,19 @@ def get_tokenizer(name_or_path: str | None = None, *, workdir: str | None = None
     # BertTokenizer rather than AutoTokenizer: the latter resolves a model config, which
     # imports torch (seconds) for nothing.
     return transformers.BertTokenizer.from_pretrained(path)
+
+
+class _First:
+    """The first n documents of a sized corpus, iterated lazily (a progress bar can show its length)."""
+
+    def __init__(self, docs, n: int):
+        self._docs, self._n = docs, min(int(n), len(docs))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        return itertools.islice(iter(self._docs), self._n)
 
 
 def _copy_if_intact(source: str, path: str) -> bool:
@@ -148,8 +170,11 @@ def _word_counts(docs: Iterable[str], lowercase: bool) -> collections.Counter:
 
     normalizer = tokenizers.normalizers.BertNormalizer(lowercase=lowercase)
     pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    from tqdm.auto import tqdm
+
     counts: collections.Counter = collections.Counter()
-    for doc in docs:
+    total = len(docs) if hasattr(docs, "__len__") else None
+    for doc in tqdm(docs, total=total, unit="doc", desc="counting words", disable=None, mininterval=2):
         if doc and not doc.isspace():
             counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(doc)))
     return counts

@@ -40,9 +40,14 @@ def base_config() -> ml_collections.ConfigDict:
         # flag for several globs), --config.data.datasets=wikimedia/wikipedia:20231101.en
         "source": "offline", "datasets": (), "files": (), "text_column": "text",
         "txt_documents": "paragraph", "validation_fraction": 0.05, "max_documents": 0,
+        # Not part of the corpus (jax_bert/data/prepare.py): on several processes with missing caches, > 0 lets
+        # process 0 build them while the others wait up to this many seconds for them; 0: they stop at once.
+        "build_on_process0_wait_s": 0,
     })
     c.data_cache_dir = ""  # tokenised blocks; '' = ~/.cache/jax_sparse_bert
-    c.tokenizer = ml_collections.ConfigDict({"name": "", "vocab_size": 30522, "lowercase": False})
+    # train_documents > 0: the vocabulary is trained on the first that many train documents only.
+    c.tokenizer = ml_collections.ConfigDict({"name": "", "vocab_size": 30522, "lowercase": False,
+                                             "train_documents": 0})
     c.masking = ml_collections.ConfigDict({"mlm_probability": 0.15, "whole_word": True})
 
     c.train = ml_collections.ConfigDict({
@@ -250,9 +255,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from jax_bert.data.documents import normalize_spec
 
     normalize_spec(config.data.to_dict())
+    wait = config.data.build_on_process0_wait_s
+    _check(_is_number(wait) and wait >= 0, "data.build_on_process0_wait_s", "a number of seconds >= 0", wait)
     tok = config.tokenizer
     _check(_is_int(tok.vocab_size) and tok.vocab_size > 5, "tokenizer.vocab_size",
            "an integer > 5 (the special tokens and more)", tok.vocab_size)
+    _check(_is_int(tok.train_documents) and tok.train_documents >= 0, "tokenizer.train_documents",
+           "an integer >= 0 (0: every train document)", tok.train_documents)
     m = config.masking
     _check(_is_number(m.mlm_probability) and 0 < m.mlm_probability < 1, "masking.mlm_probability", "in (0, 1)",
            m.mlm_probability)

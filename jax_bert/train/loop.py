@@ -22,8 +22,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 import sparsity
-from jax_bert import data, files, model
+from jax_bert import files, model
 from jax_bert.data import mlm_batches
+from jax_bert.data import prepare as data_prepare
 from jax_bert.errors import PeerLost, TrainingDiverged, peer_lost_message
 from jax_bert.model import BertConfig, body, hf_io
 from jax_bert.train import checkpoint, optim, recipe, sharding, sources, teachers
@@ -39,30 +40,14 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------- set-up
 
 
-def _cache_dir(config) -> str:
-    return config.data_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "jax_sparse_bert")
-
-
 def prepare_data(config, workdir: str):
-    """(tokenizer, train_blocks, validation_blocks). Process 0 builds the caches first; the others then
-    read them (or, on hosts that do not share the disk, build their own copy, identical by construction)."""
-    spec = config.data.to_dict()
-
-    def build():
-        tokenizer = data.get_tokenizer(tokenizer_name(config), workdir=workdir,
-                                       documents=lambda: data.load_documents(spec)[0],
-                                       vocab_size=config.tokenizer.vocab_size, lowercase=config.tokenizer.lowercase,
-                                       cache_dir=_cache_dir(config), corpus_key=data.data_fingerprint(spec))
-        teachers.check_vocabularies(config.distill, tokenizer)  # before any data work on a wrong vocabulary
-        train_blocks, val_blocks = data.prepare_blocks(spec, tokenizer, config.train.seq_len,
-                                                       cache_dir=_cache_dir(config))
-        return tokenizer, train_blocks, val_blocks
-
-    if jax.process_count() == 1:
-        return build()
-    result = build() if jax.process_index() == 0 else None
-    multihost_utils.sync_global_devices("data caches ready")
-    return result if result is not None else build()
+    """(tokenizer, train_blocks, validation_blocks). One process builds what is not cached; on several, each
+    opens the caches that `scripts/prepare_data.py` built, or stops in one line naming it (or, with
+    data.build_on_process0_wait_s, waits for process 0 to build them): jax_bert/data/prepare.py. No process
+    waits in a device collective while another tokenises."""
+    return data_prepare.prepare(config, workdir, tokenizer_name(config), process_index=jax.process_index(),
+                                process_count=jax.process_count(),
+                                check=lambda tok: teachers.check_vocabularies(config.distill, tok))
 
 
 def tokenizer_name(config) -> str | None:

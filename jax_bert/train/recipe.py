@@ -25,7 +25,7 @@ HISTORY = "config_history.jsonl"
 MAY_CHANGE = (
     "train.log_every", "train.eval_every", "train.eval_batch_size", "train.checkpoint_every",
     "train.keep_checkpoints", "train.export_hf", "train.progress_bar", "train.grad_accum_steps",
-    "model.remat", "data_cache_dir", "mesh.", "distributed.",
+    "model.remat", "data_cache_dir", "data.build_on_process0_wait_s", "mesh.", "distributed.",
 )
 
 

@@ -1,4 +1,5 @@
 """Tests for the pretraining data pipeline: corpus, document loading, tokenizer, packing."""
+import io
 import json
 import os
 import time
@@ -126,8 +127,8 @@ def test_txt_one_document_per_file(tmp_path):
     spec = {"source": "files", "files": str(tmp_path / "txt" / "*.txt"),
             "txt_documents": "file", "validation_fraction": 0.5}
     train, validation = data.load_documents(spec)
-    assert validation == ["\n\n".join(docs[:20])]
-    assert train == ["\n  \n".join(docs[20:])]
+    assert list(validation) == ["\n\n".join(docs[:20])]
+    assert list(train) == ["\n  \n".join(docs[20:])]
 
 
 def test_config_dict_spec_is_accepted(tmp_path):
@@ -136,7 +137,7 @@ def test_config_dict_spec_is_accepted(tmp_path):
     spec = ml_collections.ConfigDict({"source": "files", "files": str(tmp_path / "*.parquet"),
                                       "text_column": "body", "validation_fraction": 0.25})
     train, validation = data.load_documents(spec)
-    assert validation == docs[:10] and train == docs[10:]
+    assert list(validation) == docs[:10] and list(train) == docs[10:]
 
 
 def test_missing_files_name_the_glob(tmp_path):
@@ -310,6 +311,11 @@ def test_validation_blocks_keep_everything(tokenizer, docs, tmp_path):
     np.testing.assert_array_equal(flat[: len(stream)], stream)
     assert np.all(flat[len(stream):] == tokenizer.pad_token_id)
     assert info["num_tokens"] == len(stream) == (flat != tokenizer.pad_token_id).sum()
+    # The cache file, written piecewise from the token stream, is byte for byte what np.save writes.
+    saved = io.BytesIO()
+    np.save(saved, np.asarray(blocks))
+    with open(blocks.filename, "rb") as f:
+        assert f.read() == saved.getvalue()
 
 
 def test_block_cache_hit_is_identical_fast_and_keyed(tokenizer, docs, tmp_path):

@@ -36,7 +36,8 @@ def test_a_killed_peer_stops_the_survivor_within_seconds(cache_dir, tmp_path):
     for pid in range(2):
         overrides = {"distributed.initialize": "yes", "distributed.coordinator_address": f"127.0.0.1:{port}",
                      "distributed.num_processes": 2, "distributed.process_id": pid, "train.steps": 10_000,
-                     "train.checkpoint_every": 2, "train.log_every": 50}
+                     "train.checkpoint_every": 2, "train.log_every": 50,
+                     "data.build_on_process0_wait_s": 240}  # the shared cache may not be built yet
         procs.append(subprocess.Popen([sys.executable, HELPER, workdir, cache_dir, json.dumps(overrides)],
                                       env=subprocess_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))

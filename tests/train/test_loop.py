@@ -92,7 +92,8 @@ def test_two_processes_match_one_process(reference_run, cache_dir, tmp_path):
         # fsdp over the two processes: params are sharded across them, so the export must gather.
         overrides = {"distributed.initialize": "yes", "distributed.coordinator_address": f"127.0.0.1:{port}",
                      "distributed.num_processes": 2, "distributed.process_id": pid,
-                     "mesh.data": 1, "mesh.fsdp": 2, "train.export_hf": True}
+                     "mesh.data": 1, "mesh.fsdp": 2, "train.export_hf": True,
+                     "data.build_on_process0_wait_s": 240}  # the shared cache may not be built yet
         procs.append(subprocess.Popen([sys.executable, HELPER, workdir, cache_dir, json.dumps(overrides)],
                                       env=subprocess_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for p in procs:
