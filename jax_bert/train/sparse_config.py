@@ -51,7 +51,8 @@ def rigl_schedule(cfg, total_steps: int) -> sparsity.RiglSchedule | None:
                              f"(end_fraction {r.end_fraction} of {total_steps}).")
     schedule = sparsity.RiglSchedule(
         update_freq=update_freq, start=start, end=end, drop_fraction=float(r.drop_fraction), schedule=r.schedule,
-        mode=r.mode, reset_moments=bool(r.reset_moments), reinit_when_same=bool(r.reinit_when_same))
+        mode=r.mode, reset_moments=bool(r.reset_moments), reinit_when_same=bool(r.reinit_when_same),
+        accumulation=int(r.accumulation_steps))
     try:
         schedule.check()
     except ValueError as e:
