@@ -43,7 +43,7 @@ from glue.tasks import TASK_NAMES
 from jax_bert import files
 from jax_bert.cpu_load import CpuMonitor
 from study.report import write_ablation_report, write_report
-from study.rows import glue_models, row_config, rows_of, seeds_of, workdir
+from study.rows import glue_dir, glue_stage, glue_stages, row_config, rows_of, seeds_of, workdir
 
 _STATE_FILE = "study_state.json"
 
@@ -62,6 +62,9 @@ def check(study, seeds: int | None = None) -> None:
         raise ValueError(f"unknown GLUE tasks {unknown}; valid: {', '.join(TASK_NAMES)}.")
     if study.teacher not in study.rows or study.rows[study.teacher].distill:
         raise ValueError(f"the teacher row {study.teacher!r} is missing or distils itself; add it with add_row.")
+    settings = list(study.glue.keep_masks)
+    if not settings or any(not isinstance(m, bool) for m in settings) or len(set(settings)) != len(settings):
+        raise ValueError(f"study glue.keep_masks must list True and/or False once each, got {settings}.")
     missing = [k for k in study.order if k not in study.rows] + [k for k in study.rows if k not in study.order]
     if missing:
         raise ValueError(f"rows {missing} are not in both study.rows and study.order; add rows with add_row.")
@@ -176,35 +179,48 @@ def glue_config_of(study) -> ml_collections.ConfigDict:
 
 
 def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: dict, log) -> list[Path]:
-    config = glue_config_of(study)
     out_dirs = []
-    for key, seed in glue_models(study):
-        glue_out = out / "glue" / key / f"seed{seed}"
+    for key, seed, keep_masks in glue_stages(study):
+        config = glue_config_of(study)
+        config.keep_masks = keep_masks
+        glue_out = glue_dir(out, key, seed, keep_masks)
+        stage = glue_stage(key, seed, keep_masks)
         out_dirs.append(glue_out)
         done = set()
         if (glue_out / report.RESULTS_FILE).is_file():
             done = set(report.load_results(glue_out).get("runs", {}))
         todo = [t for t in study.glue.tasks if t not in done]
         if not todo:
-            log(f"[glue {key} seed{seed}] finished earlier, skipped")
+            log(f"[{stage}] finished earlier, skipped")
             continue
-        log(f"[glue {key} seed{seed}] {', '.join(todo)}")
-        with _timed(out, state, f"glue {key} seed{seed}"):
+        log(f"[{stage}] {', '.join(todo)}")
+        with _timed(out, state, stage):
             status = glue_run.main(config, checkpoint=str(workdir(out, key, seed)), tasks=todo, out=str(glue_out),
                                    model_name=study.rows[key].label, data_dir=data_dir, seeds=seeds, progress=False)
         if status != 0:
-            raise SystemExit(f"[glue {key} seed{seed}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
+            raise SystemExit(f"[{stage}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
     return out_dirs
 
 
 # ------------------------------------------------------------------------------------ entry points
 
 
+def with_glue_masks(study, keep_masks: tuple[bool, ...] | None):
+    """The preset with GLUE's keep_masks settings `keep_masks` (the preset's own when None)."""
+    if keep_masks is None:
+        return study
+    study = copy.deepcopy(study)
+    study.glue.keep_masks = tuple(keep_masks)
+    return study
+
+
 def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: str | None = None,
-              seeds: int | None = None, pretrain_seeds: int | None = None, log=print) -> str:
+              seeds: int | None = None, pretrain_seeds: int | None = None,
+              glue_keep_masks: tuple[bool, ...] | None = None, log=print) -> str:
     """Runs (or resumes) the study's rows over their seeds, then GLUE; returns the report's markdown.
-    `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's."""
-    study = with_seeds(study, pretrain_seeds)
+    `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's;
+    `glue_keep_masks`: GLUE's keep_masks settings instead of the preset's."""
+    study = with_glue_masks(with_seeds(study, pretrain_seeds), glue_keep_masks)
     check(study, seeds)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from jax_bert import files
 from study import stats
 from study.rows import (
     eval_losses,
-    glue_models,
+    glue_stage,
+    glue_stages,
     pretraining_stages,
     row_config,
     rows_of,
@@ -100,6 +101,13 @@ def _density_png(wd: Path, path: Path) -> float:
     return stats.overall.sparsity
 
 
+def _masks_text(study) -> str:
+    """What the GLUE table's "sparse masks" column means, for the settings this study ran."""
+    words = {True: "kept (a sparse model's zeros stay zero while fine-tuning)",
+             False: "may regrow (pruned weights are trained like the others, as the original's table was made)"}
+    return "Sparse masks during fine-tuning: " + "; ".join(words[bool(m)] for m in study.glue.keep_masks) + "."
+
+
 def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, state: dict) -> str:
     keys = rows_of(study, "study")
     sums = summaries(study, out, keys)
@@ -117,13 +125,13 @@ def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, 
              stats.claims_section(sums, labels, study.name),
              glue_title, "", f"Fine-tuned from the models of pretraining seed(s) {glue_seeds} only"
              + (" on generated tasks: they test the pipeline, not the models' language skills." if synthetic_data
-                else "."), "", table, "", "## Settings per row", ""]
+                else "."), "", _masks_text(study), "", table, "", "## Settings per row", ""]
     for key in keys:
         row = study.rows[key]
         seeds = len(seeds_of(study, key))
         lines.append(f"- **{row.label}** (`{key}`, {seeds} seed{'s' * (seeds > 1)}): "
                      + settings_text(row_config(study, key, 0, out), row.distill))
-    stages = pretraining_stages(study, keys) + [f"glue {k} seed{s}" for k, s in glue_models(study)]
+    stages = pretraining_stages(study, keys) + [glue_stage(*g) for g in glue_stages(study)]
     lines += ["", "## Wall time per stage", ""] + _wall_times(state, stages)
     lines += ["", "## Training loss", "", "![training loss](loss_curves.png)", "", "## Per-tensor density", ""]
     for key in keys:
@@ -155,6 +163,7 @@ def write_ablation_report(study, out: Path, state: dict) -> str:
         config = row_config(study, key, 0, out)
         schedule = sparse_config.rigl_schedule(config.sparsity, config.train.steps) if config.sparsity.enabled else None
         rigl = (rigl_text(schedule, config.train.steps) if schedule
+                else "none (GMP)" if config.sparsity.enabled and config.sparsity.gmp.enabled
                 else "static" if config.sparsity.enabled else "dense")
         s = sums[key]
         cells = ["" if r == key else stats.versus(s, sums[r]) for r in refs]

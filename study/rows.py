@@ -36,6 +36,9 @@ def base_study_config() -> ml_collections.ConfigDict:
         # Changes to glue/config.py's settings, e.g. {"learning_rate": 1e-3, "tasks": {"cola": {"epochs": 3}}}
         "overrides": {},
         "pretrain_seeds": 1,  # GLUE on the models of pretraining seeds 0 .. n-1
+        # The keep_masks settings GLUE runs, each in its own directory and labelled in the table: True keeps
+        # a sparse model's zeros while fine-tuning, False lets them regrow (as the original's table was made).
+        "keep_masks": (True,),
     })
     return c
 
@@ -97,6 +100,21 @@ def glue_models(study) -> list[tuple[str, int]]:
     """(row key, pretraining seed) of every model the study fine-tunes."""
     return [(k, s) for k in rows_of(study, "study") if study.rows[k].glue
             for s in seeds_of(study, k)[:study.glue.pretrain_seeds]]
+
+
+def glue_dir(out: Path, key: str, seed: int, keep_masks: bool) -> Path:
+    """Where one model's GLUE results with one keep_masks setting live: OUT/glue (masks kept) or OUT/glue_regrow."""
+    return Path(out) / ("glue" if keep_masks else "glue_regrow") / key / f"seed{seed}"
+
+
+def glue_stage(key: str, seed: int, keep_masks: bool) -> str:
+    """The name under which the study directory's state records one GLUE stage's seconds."""
+    return f"glue {key} seed{seed}" + ("" if keep_masks else " (masks may regrow)")
+
+
+def glue_stages(study) -> list[tuple[str, int, bool]]:
+    """(row key, pretraining seed, keep_masks) of every GLUE stage, in the order the study runs them."""
+    return [(k, s, bool(m)) for m in study.glue.keep_masks for k, s in glue_models(study)]
 
 
 def pretraining_stages(study, keys: list[str]) -> list[str]:

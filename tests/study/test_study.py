@@ -178,7 +178,8 @@ def test_ablation_rows_keep_the_named_rows_the_references_and_the_teacher(tmp_pa
     assert study_rows.rows_of(chosen, "ablation") == ["teacher", "static_kd", "rigl_kd", "rigl_n3", "rigl_end50"]
     assert study_rows.rows_of(chosen, "study") == study_rows.rows_of(preset, "study")
     assert study.with_ablation_rows(preset, None) is preset
-    assert len(study_rows.rows_of(preset, "ablation")) == 3 + 8  # the preset itself is unchanged
+    # the preset itself is unchanged: teacher, static_kd, rigl_kd, 10 RigL variations and 5 controls
+    assert len(study_rows.rows_of(preset, "ablation")) == 3 + 10 + 5
 
 
 REPRODUCE = os.path.join(ROOT, "scripts", "reproduce.py")
@@ -205,6 +206,7 @@ def reproduce_main(monkeypatch):
     (["--ablation", "--seeds", "2"], "--ablation pretrains only"),
     (["--rows", "rigl_n3"], "--rows selects ablation rows; add --ablation"),
     (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows"),
+    (["--ablation", "--glue_keep_masks", "both"], "--ablation pretrains only"),
 ])
 def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys, reproduce_main, args, message):
     with pytest.raises(SystemExit) as exit:
@@ -226,6 +228,23 @@ def test_reproduce_script_bad_command_line_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "--pretrain_seeds must be >= 1" in result.stderr and result.stderr.startswith("error: ")
     assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
+
+
+def test_glue_keep_masks_settings_have_their_own_directories_and_labels(tmp_path):
+    base = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_base").get_config()
+    # the base study compares with the original's table, fine-tuned with pruned weights free to regrow
+    assert tuple(base.glue.keep_masks) == (False,)
+    assert [m for _, _, m in study_rows.glue_stages(base)] == [False] * 5
+    both = study.with_glue_masks(base, (False, True))
+    stages = study_rows.glue_stages(both)
+    assert len(stages) == 10 and {m for _, _, m in stages} == {False, True}
+    assert study_rows.glue_dir(tmp_path, "rigl_kd", 0, False) == tmp_path / "glue_regrow" / "rigl_kd" / "seed0"
+    assert study_rows.glue_dir(tmp_path, "rigl_kd", 0, True) == tmp_path / "glue" / "rigl_kd" / "seed0"
+    assert len({study_rows.glue_stage(*g) for g in stages}) == 10  # each setting's wall time apart
+    assert study.with_glue_masks(base, None) is base
+    study.check(both)
+    with pytest.raises(ValueError, match="glue.keep_masks must list True and/or False once each"):
+        study.check(study.with_glue_masks(base, (True, True)))
 
 
 def test_study_glue_config_is_the_glue_defaults_with_the_overrides(cache_dir):
@@ -298,3 +317,30 @@ def test_claims_section_states_rule_numbers_and_missing_rows():
     assert "**not tested** at tiny scale (no row static)" in lines[0]
     assert "RigL KD vs static KD: **not resolved** at tiny scale. Eval loss 5.650 ± 0.100 vs 5.700 ± 0.100" in lines[1]
     assert "difference +0.050 nats, spread 0.200; n = 3, 3" in lines[1]
+
+
+def test_control_rows_change_only_what_they_control():
+    """configs/study_tiny.py's controls: GMP ends at static's kept count; pct_start rows move only the lr peak;
+    the dense one-cycle rows have the sparse rows' schedule; the late RigL row starts at 50 with 11 updates."""
+    import sparsity
+    from jax_bert import model
+    from jax_bert.model import BertConfig
+    from jax_bert.train import sparse_config
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    config = {k: study_rows.row_config(preset, k, 0, "out") for k in preset.order}
+    shapes = model.abstract_params(BertConfig(**{**config["static_kd"].model.to_dict(), "vocab_size": 8000}))
+    static_kept = sum(a.n_keep for a in sparsity.allocate(shapes, sparse_config.sparsity_spec(
+        config["static_kd"].sparsity)).values())
+    assert sparse_config.gmp_schedule(config["gmp_kd"].sparsity, 150, shapes).final_kept == static_kept
+    for key, reference in (("static_kd_pct10", "static_kd"), ("rigl_kd_pct10", "rigl_kd")):
+        changed = config[key].to_dict()
+        changed["optim"]["pct_start"] = 0.3
+        assert changed == config[reference].to_dict() and config[key].optim.pct_start == 0.1
+    for key in ("dense_onecycle", "dense_onecycle_kd"):
+        assert not config[key].sparsity.enabled
+        assert config[key].optim.to_dict() == config["static_kd"].optim.to_dict()
+    assert config["dense_onecycle_kd"].distill.to_dict() == config["static_kd"].distill.to_dict()
+    late = sparse_config.rigl_schedule(config["rigl_late_many"].sparsity, 150)
+    assert [c for c in range(1, 151) if late.is_update(c)] == list(range(50, 151, 10))
+    assert float(late.fraction(50)) == pytest.approx(0.3)  # the original's p at its first update
