@@ -326,7 +326,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     # Dropout masks are laid out for the full width, so a batch trains the same at any bucket.
     config = config.replace(num_labels=int(num_labels or config.num_labels), dropout_layout_length=width)
     buckets = bucket_lengths(width, int(length_buckets))
-    spe = steps_per_epoch(n_train, hp.batch_size)
+    spe = steps_per_epoch(n_train, hp.batch_size, hp.drop_last)  # a dropped last batch is never asked for
     member_steps = np.asarray([m.epochs * spe for m in member_hps])
     steps, epochs = int(member_steps.max()), max(m.epochs for m in member_hps)
     gated = bool((member_steps < steps).any())  # some member stops before the others
