@@ -36,6 +36,9 @@ many updates after it (`rigl_late_many`: step 50, then every 10; against rigl_n3
 The controls (CONTROLS) move one-cycle's peak to 10% of the run for static + KD and RigL + KD, give a fair
 dense baseline (dense with the sparse rows' one-cycle, with and without KD), and prune gradually (GMP) to
 the static rows' kept count.
+The horizon (`--horizon`, HORIZONS) compares static + KD with RigL + KD at 150, 1,000 and 4,000 steps, RigL
+with the original's 1000 updates scaled to each run (every step at 150 and 1,000 steps, every 4 at 4,000).
+Every student logs its loss at every step (the report shows it around each RigL update).
 """
 import ml_collections
 
@@ -75,7 +78,8 @@ CONTROLS = {
 
 
 def _student(config):
-    config.train.update(steps=STUDENT_STEPS, eval_every=0, checkpoint_every=STUDENT_STEPS)
+    # every step's loss logged: the report shows it around each RigL update, the rows' and static_kd's
+    config.train.update(steps=STUDENT_STEPS, eval_every=0, checkpoint_every=STUDENT_STEPS, log_every=1)
     return config
 
 
@@ -89,6 +93,19 @@ def _sparse(tiny, kd):
 def _rigl(tiny, kd, rigl, settings):
     config = rigl.add_rigl(_sparse(tiny, kd))
     config.sparsity.rigl.update(**{"update_freq": 0, "start": 0, **settings})  # num_updates > 0 sets both
+    return config
+
+
+# The horizon: static + KD against RigL + KD at these lengths, RigL with the original's spacing scaled to each
+# run (its 1000 updates over the run, every 0.1% of it: every step at 150 and 1,000 steps, every 4 at 4,000;
+# the first after one interval), drop 0.3 and the original's cosine, global ranking.
+HORIZONS = (150, 1000, 4000)
+
+
+def _at_horizon(config, steps):
+    # checkpoints every 500 steps, so that a long row resumes; the loss every step up to 150, else every 50
+    # (and every step around each RigL update, which the loop logs anyway)
+    config.train.update(steps=steps, checkpoint_every=min(steps, 500), log_every=1 if steps <= STUDENT_STEPS else 50)
     return config
 
 
@@ -125,7 +142,8 @@ def get_config():
     add_row(c, "teacher", "bert_1mi (teacher)", tiny.get_config(), seeds=1, parts=both)
     add_row(c, "dense_short", "bert_100k", _student(tiny.get_config()))
     add_row(c, "static", "sparse_80%_onecycle_lr (no KD)", _sparse(tiny, kd))
-    add_row(c, "static_kd", "sparse_80%_kd_onecycle_lr", _sparse(tiny, kd), distill=True, parts=both)
+    add_row(c, "static_kd", "sparse_80%_kd_onecycle_lr", _sparse(tiny, kd), distill=True,
+            parts=(*both, "horizon"))
     add_row(c, "rigl_kd", "sparse_80%_kd_onecycle_lr_rigl", _rigl(tiny, kd, rigl, RIGL_ORIGINAL), distill=True,
             parts=both)
     for key, (label, changes) in ABLATION.items():
@@ -136,6 +154,15 @@ def get_config():
         add_row(c, key, label, _control(tiny, kd, rigl, kind), distill=distill, parts=("ablation",))
 
     c.ablation_references = ("static_kd", "rigl_kd")
+    for steps in HORIZONS:
+        static = "static_kd" if steps == STUDENT_STEPS else f"static_kd_h{steps}"
+        if static != "static_kd":
+            add_row(c, static, f"static 80% + KD, {steps:,} steps", _at_horizon(_sparse(tiny, kd), steps),
+                    distill=True, parts=("horizon",))
+        add_row(c, f"rigl_kd_h{steps}", f"RigL 80% + KD, {steps:,} steps, original spacing",
+                _at_horizon(_rigl(tiny, kd, rigl, {**RIGL_ORIGINAL, "num_updates": min(1000, steps)}), steps),
+                distill=True, parts=("horizon",))
+        c.horizon_pairs = list(c.horizon_pairs) + [(steps, static, f"rigl_kd_h{steps}")]
     c.glue.synthetic_sizes = {"train": 256, "validation": 64, "test": 16}
     c.glue.overrides = {"learning_rate": 1e-3, "max_length": 64, "batch_size": 32}
     return c

@@ -42,7 +42,7 @@ from glue import run as glue_run
 from glue.tasks import TASK_NAMES
 from jax_bert import files
 from jax_bert.cpu_load import CpuMonitor
-from study.report import write_ablation_report, write_report
+from study.report import write_ablation_report, write_horizon_report, write_report  # noqa: F401 (the API)
 from study.rows import glue_dir, glue_stage, glue_stages, row_config, rows_of, seeds_of, workdir
 
 _STATE_FILE = "study_state.json"
@@ -68,6 +68,11 @@ def check(study, seeds: int | None = None) -> None:
     missing = [k for k in study.order if k not in study.rows] + [k for k in study.rows if k not in study.order]
     if missing:
         raise ValueError(f"rows {missing} are not in both study.rows and study.order; add rows with add_row.")
+    bad = [k for _, a, b in study.horizon_pairs for k in (a, b)
+           if k not in study.rows or "horizon" not in study.rows[k].parts]
+    if bad:
+        raise ValueError(f"horizon_pairs name rows {bad} that are not rows of the 'horizon' part; add them with "
+                         f"add_row.")
     glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
 
 
@@ -91,11 +96,30 @@ def _save_state(out: Path, state: dict) -> None:
     files.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
+def code_version() -> str:
+    """The commit of the code this process runs ('-dirty' with uncommitted changes), or 'unknown' outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
 @contextlib.contextmanager
 def _timed(out: Path, state: dict, stage: str):
     """Adds the block's wall time to the stage's seconds (a resumed stage adds up) and records the share of
     the CPUs that other processes used meanwhile (seconds-weighted over resumes): timings from a busy
-    machine say so in the report."""
+    machine say so in the report. Records the commit each stage ran (several when resumed across commits)."""
+    commits = state.setdefault("commit", {})
+    version = code_version()
+    if version not in commits.get(stage, "").split(", "):
+        commits[stage] = ", ".join(c for c in (commits.get(stage), version) if c)
     t0 = time.time()
     with CpuMonitor() as monitor:
         yield
@@ -261,3 +285,37 @@ def run_ablation(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: 
     state = _load_state(out_path)
     run_pretraining(study, out_path, keys, state, log)
     return write_ablation_report(study, out_path, state)
+
+
+def with_horizons(study, horizons: list[int] | None):
+    """The preset whose horizon part is only the pairs at `horizons` (steps); all of it when None."""
+    if horizons is None:
+        return study
+    known = [int(h) for h, _, _ in study.horizon_pairs]
+    unknown = [h for h in horizons if h not in known]
+    if unknown:
+        raise ValueError(f"--horizons {','.join(map(str, unknown))}: not horizons of the {study.name or 'given'} "
+                         f"preset; choose from {','.join(map(str, known))}.")
+    study = copy.deepcopy(study)
+    study.horizon_pairs = [p for p in study.horizon_pairs if int(p[0]) in horizons]
+    keep = {k for _, a, b in study.horizon_pairs for k in (a, b)}
+    for key in study.order:
+        if "horizon" in study.rows[key].parts and key not in keep:
+            study.rows[key].parts = tuple(p for p in study.rows[key].parts if p != "horizon")
+    return study
+
+
+def run_horizon(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: int | None = None,
+                horizons: list[int] | None = None, log=print) -> str:
+    """Runs (or resumes) the horizon pairs (only those at `horizons` steps, when given), shortest first;
+    returns horizon.md's markdown (its plot: horizon.png)."""
+    study = with_horizons(with_seeds(study, pretrain_seeds), horizons)
+    check(study)
+    if not study.horizon_pairs:
+        raise ValueError(f"the {study.name or 'given'} preset has no horizon pairs (horizon_pairs).")
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out_path)
+    keys = [study.teacher] + [k for _, a, b in sorted(study.horizon_pairs) for k in (a, b)]
+    run_pretraining(study, out_path, list(dict.fromkeys(keys)), state, log)
+    return write_horizon_report(study, out_path, state)

@@ -16,7 +16,7 @@ import ml_collections
 from glue.tasks import TASK_NAMES
 from study import stats
 
-PARTS = ("study", "ablation")
+PARTS = ("study", "ablation", "horizon")
 
 
 def base_study_config() -> ml_collections.ConfigDict:
@@ -29,6 +29,8 @@ def base_study_config() -> ml_collections.ConfigDict:
     c.order = []  # row keys in table order (ConfigDict sorts its keys)
     c.rows = ml_collections.ConfigDict()
     c.ablation_references = ("static_kd",)  # the ablation table compares every row with these rows
+    # The horizon part: (steps, static row, RigL row) pairs compared at each length (add_row them first).
+    c.horizon_pairs = []
     c.glue = ml_collections.ConfigDict({
         "tasks": list(TASK_NAMES),
         "synthetic": True,  # without --glue_data_dir: generated tasks (tiny/small) or the hub (base)

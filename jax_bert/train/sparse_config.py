@@ -60,6 +60,28 @@ def rigl_schedule(cfg, total_steps: int) -> sparsity.RiglSchedule | None:
     return schedule
 
 
+AROUND_UPDATE = 10  # steps logged after each RigL update (and the one before it)
+
+
+def rigl_update_steps(cfg, total_steps: int) -> list[int]:
+    """The steps after which RigL changes the masks (empty when RigL is off)."""
+    s = rigl_schedule(cfg, total_steps)
+    if s is None:
+        return []
+    first = s.start if s.start > 0 else s.update_freq  # counts start at 1 (sparsity/schedule.py)
+    return list(range(first, min(s.end, total_steps) + 1, s.update_freq))
+
+
+def rigl_logged_steps(cfg, total_steps: int) -> frozenset[int]:
+    """The steps whose training loss a RigL run logs whatever train.log_every says: for each update u, the
+    step before it, u itself (its loss is computed before the masks change) and the AROUND_UPDATE after, so
+    the cost of an update is seen in metrics.jsonl, not inferred."""
+    steps = set()
+    for u in rigl_update_steps(cfg, total_steps):
+        steps.update(n for n in range(u - 1, u + AROUND_UPDATE + 1) if 1 <= n <= total_steps)
+    return frozenset(steps)
+
+
 def gmp_steps(cfg, total_steps: int) -> tuple[int, int] | None:
     """(first, last) prune step of the config's `sparsity.gmp` group (None when GMP is off), checked."""
     g = cfg.gmp

@@ -277,3 +277,22 @@ def test_bad_rigl_settings_raise_clear_errors():
                          (dict(drop_fraction=1.0), "drop_fraction"), (dict(mode="x"), "mode")]:
         with pytest.raises(ValueError, match=message):
             sp.RiglSchedule(**{"end": 1000, **bad}).check()
+
+
+def test_a_rigl_run_logs_the_loss_around_every_update():
+    """jax_bert/train/loop.py logs these steps whatever train.log_every: the step before each update, the
+    update step and the 10 after (clipped to the run)."""
+    import ml_collections
+
+    from jax_bert.train import sparse_config
+
+    cfg = ml_collections.ConfigDict({"rigl": {"enabled": True, "update_freq": 25, "start": 25, "num_updates": 0,
+                                              "end_fraction": 1.0, "drop_fraction": 0.3, "schedule": "cosine",
+                                              "mode": "global", "reset_moments": False, "reinit_when_same": False,
+                                              "accumulation_steps": 1}})
+    assert sparse_config.rigl_update_steps(cfg, 150) == [25, 50, 75, 100, 125, 150]
+    logged = sparse_config.rigl_logged_steps(cfg, 150)
+    want = {n for u in (25, 50, 75, 100, 125, 150) for n in range(u - 1, u + 11) if n <= 150}
+    assert logged == want and min(logged) == 24 and 36 not in logged
+    cfg.rigl.enabled = False
+    assert sparse_config.rigl_logged_steps(cfg, 150) == frozenset()
