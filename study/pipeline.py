@@ -18,8 +18,8 @@ A new row (another sparsity method, say) is one more `add_row` in the preset.
 Each row runs for seeds 0 .. n-1 (train.seed = sparsity.seed = the seed: batches, dropout, evaluation
 masks and initial masks all change) in OUT/KEY/seedN. Then GLUE for the study's rows on the models of
 the first `glue.pretrain_seeds` seeds (OUT/glue/KEY/seedN), then OUT/report.md (study/report.py):
-eval loss and perplexity as mean ± std over seeds, the original's three claims judged by
-study/stats.py's rule, the GLUE tables, each row's settings, the wall time of every stage,
+eval loss and perplexity as mean ± std (and a 95% interval) over seeds, the original's three claims judged
+on the paired per-seed differences (study/stats.py), the GLUE tables, each row's settings, the wall time of every stage,
 training-loss curves and the per-tensor density of the sparse rows. `--ablation` runs the rows of the
 'ablation' part instead (the teacher and the rows it shares with the study are the same work
 directories) and writes OUT/ablation.md. A rerun skips what is finished and resumes what was
