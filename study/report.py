@@ -13,6 +13,7 @@ from jax_bert import files
 from study import stats
 from study.rows import (
     eval_losses,
+    finished,
     glue_stage,
     glue_stages,
     pretraining_stages,
@@ -54,6 +55,17 @@ def horizon(study) -> str:
     """'150 steps': the students' training length, the horizon every claim is judged at."""
     steps = sorted({study.rows[k].config.train.steps for k in study.order if k != study.teacher})
     return "/".join(f"{n:,}" for n in steps) + f" steps ({study.name or 'this'} preset)"
+
+
+def _claim_losses(study, out: Path, keys: list[str]) -> dict[str, list[float]]:
+    """The per-seed losses of the study's rows, and of the optional claims' rows of other parts (the fair
+    dense baseline) where they have all finished."""
+    losses = {k: eval_losses(study, out, k) for k in keys}
+    for claim in stats.CLAIMS:
+        for key in (claim.row, claim.against):
+            if claim.optional and key not in losses and key in study.rows and finished(study, out, key):
+                losses[key] = eval_losses(study, out, key)
+    return losses
 
 
 def _row_table(study, out: Path, keys: list[str], sums: dict) -> str:
@@ -171,7 +183,7 @@ def _masks_text(study) -> str:
 def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, state: dict) -> str:
     keys = rows_of(study, "study")
     sums = summaries(study, out, keys)
-    labels = {k: study.rows[k].label for k in keys}
+    labels = {k: study.rows[k].label for k in study.order}
     glue_seeds = ", ".join(str(s) for s in range(study.glue.pretrain_seeds))
     glue_title = "## GLUE" + (" — SYNTHETIC tasks, not real GLUE" if synthetic_data else "")
     table = glue_report.build_report([str(d) for d in glue_dirs], csv_path=str(out / "results.csv"))
@@ -182,7 +194,7 @@ def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, 
              "Mean ± sample std over the pretraining seeds (train.seed = sparsity.seed = 0, 1, ...); one teacher "
              "(seed 0) for every distilled row.", "",
              _row_table(study, out, keys, sums), "## The original's claims", "",
-             stats.claims_section({k: eval_losses(study, out, k) for k in keys}, labels, horizon(study)),
+             stats.claims_section(_claim_losses(study, out, keys), labels, horizon(study)),
              glue_title, "", f"Fine-tuned from the models of pretraining seed(s) {glue_seeds} only"
              + (" on generated tasks: they test the pipeline, not the models' language skills." if synthetic_data
                 else "."), "", _masks_text(study), "", table, "", "## Settings per row", ""]

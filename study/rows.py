@@ -94,6 +94,15 @@ def eval_losses(study, out: Path, key: str) -> list[float]:
             for s in seeds_of(study, key)]
 
 
+def finished(study, out: Path, key: str) -> bool:
+    """Every seed of the row has its final evaluation (a row of another part may not have run yet)."""
+    for s in seeds_of(study, key):
+        path = workdir(out, key, s) / "eval_results.json"
+        if not path.is_file() or json.loads(path.read_text()).get("step") != study.rows[key].config.train.steps:
+            return False
+    return True
+
+
 def summaries(study, out: Path, keys: list[str]) -> dict[str, stats.Summary]:
     return {k: stats.summarize(eval_losses(study, out, k)) for k in keys}
 

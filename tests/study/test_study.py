@@ -350,3 +350,31 @@ def test_horizon_report_pairs_each_length_by_seed(tmp_path):
         broken = study.with_horizons(preset, None)
         broken.horizon_pairs = [(150, "static_kd", "rigl_kd")]
         study.check(broken)
+
+
+def test_claim_3_against_the_fair_dense_baseline_once_it_has_run(tmp_path):
+    """The report's claims use the dense one-cycle + KD control (an ablation-part row) when all its seeds
+    have finished, and leave it out before."""
+    from study import report as study_report
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    keys = study_rows.rows_of(preset, "study")
+
+    def write(key, losses):
+        for seed, loss in enumerate(losses):
+            wd = study_rows.workdir(tmp_path, key, seed)
+            wd.mkdir(parents=True, exist_ok=True)
+            (wd / "eval_results.json").write_text(json.dumps({"eval_loss": loss, "step": 150}))
+
+    write("teacher", [5.4])
+    for key in keys[1:]:
+        write(key, [5.7, 5.8, 5.9])
+    assert set(study_report._claim_losses(preset, tmp_path, keys)) == set(keys)
+    write("dense_onecycle_kd", [5.5, 5.6])  # two of three seeds: not finished
+    assert "dense_onecycle_kd" not in study_report._claim_losses(preset, tmp_path, keys)
+    write("dense_onecycle_kd", [5.5, 5.6, 5.65])
+    losses = study_report._claim_losses(preset, tmp_path, keys)
+    assert losses["dense_onecycle_kd"] == [5.5, 5.6, 5.65]
+    text = study_stats.claims_section(losses, {k: preset.rows[k].label for k in preset.order}, "150 steps")
+    assert sum(f"vs {preset.rows.dense_onecycle_kd.label}: **contradicted**" in line
+               for line in text.splitlines()) == 2  # both sparse rows above the fair dense baseline
