@@ -43,6 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.eps = 1e-8
     c.eval_batch_size = 128
     c.sparse_threshold = 0.1  # a kernel / embedding with more exact zeros than this keeps its zeros
+    # Drop each epoch's last partial training batch, as the original (Hugging Face's dataloader_drop_last=True;
+    # the examples left out change with each epoch's shuffle). False also trains on it.
+    c.drop_last = True
     # Compute options of the model (jax_bert.model.BertConfig).
     c.dtype = "float32"
     c.scan_layers = False

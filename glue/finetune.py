@@ -22,7 +22,8 @@ def finetune_as_configured(config, bert_config: BertConfig, params, train, evals
     from tqdm.auto import tqdm
 
     epochs = max(m.epochs for m in member_hps) if member_hps else hp.epochs
-    bar = tqdm(total=epochs * steps_per_epoch(len(train["input_ids"]), hp.batch_size), desc=desc, unit="step",
+    steps = epochs * steps_per_epoch(len(train["input_ids"]), hp.batch_size, hp.drop_last)
+    bar = tqdm(total=steps, desc=desc, unit="step",
                disable=not show_progress, mininterval=1.0, dynamic_ncols=True)
 
     def on_progress(done_steps, loss, n_ok):

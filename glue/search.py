@@ -71,7 +71,7 @@ def grid(search, task_epochs: int) -> list[Setting]:
 
 def members(settings: Sequence[Setting], seeds: int, hp: HParams, n_train: int):
     """(seeds, HParams) per member: every setting x seeds 0..seeds-1, each setting's own schedule."""
-    spe = hparams.steps_per_epoch(n_train, hp.batch_size)
+    spe = hparams.steps_per_epoch(n_train, hp.batch_size, hp.drop_last)
     seed_list, hps = [], []
     for s in settings:
         for seed in range(seeds):
@@ -168,7 +168,7 @@ def check_chosen(chosen: Mapping, where) -> None:
 
 def apply(hp: HParams, chosen: Mapping, n_train: int) -> HParams:
     """hp with the chosen learning rate, epochs and warm-up (ratio of this training set's steps)."""
-    steps = int(chosen["epochs"]) * hparams.steps_per_epoch(n_train, hp.batch_size)
+    steps = int(chosen["epochs"]) * hparams.steps_per_epoch(n_train, hp.batch_size, hp.drop_last)
     return dataclasses.replace(hp, learning_rate=float(chosen["learning_rate"]), epochs=int(chosen["epochs"]),
                                warmup_steps=warmup_steps(chosen["warmup_ratio"], steps))
 

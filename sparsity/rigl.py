@@ -34,9 +34,13 @@ class RiglSchedule(NamedTuple):
     The update after optimizer step `count` (1-based: the number of updates applied once it is
     done) changes the masks when start <= count <= end and (count - start) % update_freq == 0.
     drop_fraction is the initial fraction of active weights replaced, decayed by `schedule`
-    ('cosine' to 0 at `end`, or 'constant'). mode: 'global' (one ranking over all sparse tensors)
-    or 'per_tensor'. reset_moments zeroes the inner optimizer's Adam moments of regrown weights;
-    reinit_when_same also restarts from 0 a weight pruned and regrown in the same update.
+    (the original's cosine, exactly drop_fraction at the first update `start` and 0 at `end`; or
+    'constant'; see `drop_fraction`). accumulation: the original's gradient-accumulation steps, which set
+    the clock of its cosine (it counted training_step calls, one per micro-batch); 1 when it had none.
+    It is a property of the recipe being reproduced, not of how this run splits its batch. mode:
+    'global' (one ranking over all sparse tensors) or 'per_tensor'. reset_moments zeroes the inner
+    optimizer's Adam moments of regrown weights; reinit_when_same also restarts from 0 a weight pruned
+    and regrown in the same update.
     """
 
     update_freq: int = 100
@@ -47,6 +51,7 @@ class RiglSchedule(NamedTuple):
     mode: str = "global"
     reset_moments: bool = False
     reinit_when_same: bool = False
+    accumulation: int = 1
 
     def check(self) -> None:
         """ValueError naming the bad field; RigL that would never update is an error too."""
@@ -60,12 +65,16 @@ class RiglSchedule(NamedTuple):
             raise ValueError(f"RigL schedule must be 'cosine' or 'constant', got {self.schedule!r}.")
         if self.mode not in MODES:
             raise ValueError(f"RigL mode must be one of {MODES}, got {self.mode!r}.")
+        if self.accumulation < 1:
+            raise ValueError(f"RigL accumulation must be >= 1 (the original's accumulation steps), "
+                             f"got {self.accumulation}.")
 
     def is_update(self, count):
         return is_update_step(count, freq=self.update_freq, start=self.start, end=self.end)
 
     def fraction(self, count):
-        return drop_fraction(count, initial=self.drop_fraction, schedule=self.schedule, end=self.end)
+        return drop_fraction(count, initial=self.drop_fraction, schedule=self.schedule, end=self.end,
+                             warmup=self.start, accumulation=self.accumulation)
 
     def update(self, count, weights, masks, grads, inner_state) -> MaskUpdate:
         """Prune by the magnitude of `weights` (this step's updated weights), regrow by the dense `grads`;
@@ -78,23 +87,35 @@ class RiglSchedule(NamedTuple):
         return MaskUpdate(masks, keep, inner_state)
 
 
-def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: int | None = None):
-    """Fraction of active weights to drop at ``step``.
+def drop_fraction(step, *, initial: float = 0.3, schedule: str = "cosine", end: int | None = None,
+                  warmup: int = 0, accumulation: int = 1):
+    """Fraction of active weights to drop at the update after optimizer step ``step``.
 
-    cosine: initial / 2 * (1 + cos(pi * step / end)), with step clipped to [0, end] (so 0
-    after the end, as tf's cosine_decay in the RigL code); constant: initial.
+    cosine: the original's CosineDecayPruneScheduler (its prune_scheduler.py),
+        initial / 2 * (1 + cos(pi * (t - warmup) / (T - warmup - 1))),  t = step * accumulation,
+        T = end * accumulation,
+    where t counts its training_step calls (one per micro-batch) before the update at ``step`` and
+    warmup is its first update step (its default: prune_freq): exactly ``initial`` at the first update,
+    0 before it and 0 from t = T - 1 on (the original's last call; ours clips there, so an update at
+    ``end`` drops nothing). constant: initial.
+    The integers are exact; the ratio and the cosine are float32 (within 1e-7 of float64).
     """
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"unknown drop-fraction schedule {schedule!r}; use 'cosine' or 'constant'")
     if not 0.0 <= initial <= 1.0:
         raise ValueError(f"initial drop fraction {initial} is outside [0, 1]")
-    step = jnp.asarray(step, jnp.float32)
+    step = jnp.asarray(step, jnp.int32)
     if schedule == "constant":
-        return jnp.full_like(step, initial)
+        return jnp.full(step.shape, initial, jnp.float32)
     if end is None or end <= 0:
         raise ValueError(f"cosine drop-fraction schedule needs end > 0 (the step it reaches 0), got {end}")
-    t = jnp.clip(step, 0.0, float(end)) / float(end)
-    return 0.5 * initial * (1.0 + jnp.cos(math.pi * t))
+    if accumulation < 1 or warmup < 0:
+        raise ValueError(f"cosine drop-fraction schedule needs accumulation >= 1 and warmup >= 0, got "
+                         f"{accumulation} and {warmup}")
+    span = max(int(end) * int(accumulation) - int(warmup) - 1, 1)  # T - warmup - 1, never 0
+    t = step * int(accumulation) - int(warmup)
+    ratio = jnp.clip(t, 0, span).astype(jnp.float32) / jnp.float32(span)
+    return jnp.where(t < 0, jnp.float32(0.0), 0.5 * initial * (1.0 + jnp.cos(jnp.float32(math.pi) * ratio)))
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))

@@ -18,8 +18,8 @@ A new row (another sparsity method, say) is one more `add_row` in the preset.
 Each row runs for seeds 0 .. n-1 (train.seed = sparsity.seed = the seed: batches, dropout, evaluation
 masks and initial masks all change) in OUT/KEY/seedN. Then GLUE for the study's rows on the models of
 the first `glue.pretrain_seeds` seeds (OUT/glue/KEY/seedN), then OUT/report.md (study/report.py):
-eval loss and perplexity as mean ± std over seeds, the original's three claims judged by
-study/stats.py's rule, the GLUE tables, each row's settings, the wall time of every stage,
+eval loss and perplexity as mean ± std (and a 95% interval) over seeds, the original's three claims judged
+on the paired per-seed differences (study/stats.py), the GLUE tables, each row's settings, the wall time of every stage,
 training-loss curves and the per-tensor density of the sparse rows. `--ablation` runs the rows of the
 'ablation' part instead (the teacher and the rows it shares with the study are the same work
 directories) and writes OUT/ablation.md. A rerun skips what is finished and resumes what was
@@ -42,8 +42,8 @@ from glue import run as glue_run
 from glue.tasks import TASK_NAMES
 from jax_bert import files
 from jax_bert.cpu_load import CpuMonitor
-from study.report import write_ablation_report, write_report
-from study.rows import glue_models, row_config, rows_of, seeds_of, workdir
+from study.report import write_ablation_report, write_horizon_report, write_report  # noqa: F401 (the API)
+from study.rows import glue_dir, glue_stage, glue_stages, row_config, rows_of, seeds_of, workdir
 
 _STATE_FILE = "study_state.json"
 
@@ -62,9 +62,17 @@ def check(study, seeds: int | None = None) -> None:
         raise ValueError(f"unknown GLUE tasks {unknown}; valid: {', '.join(TASK_NAMES)}.")
     if study.teacher not in study.rows or study.rows[study.teacher].distill:
         raise ValueError(f"the teacher row {study.teacher!r} is missing or distils itself; add it with add_row.")
+    settings = list(study.glue.keep_masks)
+    if not settings or any(not isinstance(m, bool) for m in settings) or len(set(settings)) != len(settings):
+        raise ValueError(f"study glue.keep_masks must list True and/or False once each, got {settings}.")
     missing = [k for k in study.order if k not in study.rows] + [k for k in study.rows if k not in study.order]
     if missing:
         raise ValueError(f"rows {missing} are not in both study.rows and study.order; add rows with add_row.")
+    bad = [k for _, a, b in study.horizon_pairs for k in (a, b)
+           if k not in study.rows or "horizon" not in study.rows[k].parts]
+    if bad:
+        raise ValueError(f"horizon_pairs name rows {bad} that are not rows of the 'horizon' part; add them with "
+                         f"add_row.")
     glue_config_of(study)  # bad GLUE settings fail now, not after the pretraining
 
 
@@ -88,11 +96,30 @@ def _save_state(out: Path, state: dict) -> None:
     files.atomic_write_text(out / _STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
+def code_version() -> str:
+    """The commit of the code this process runs ('-dirty' with uncommitted changes), or 'unknown' outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
 @contextlib.contextmanager
 def _timed(out: Path, state: dict, stage: str):
     """Adds the block's wall time to the stage's seconds (a resumed stage adds up) and records the share of
     the CPUs that other processes used meanwhile (seconds-weighted over resumes): timings from a busy
-    machine say so in the report."""
+    machine say so in the report. Records the commit each stage ran (several when resumed across commits)."""
+    commits = state.setdefault("commit", {})
+    version = code_version()
+    if version not in commits.get(stage, "").split(", "):
+        commits[stage] = ", ".join(c for c in (commits.get(stage), version) if c)
     t0 = time.time()
     with CpuMonitor() as monitor:
         yield
@@ -176,35 +203,48 @@ def glue_config_of(study) -> ml_collections.ConfigDict:
 
 
 def run_glue(study, out: Path, data_dir: str | None, seeds: int | None, state: dict, log) -> list[Path]:
-    config = glue_config_of(study)
     out_dirs = []
-    for key, seed in glue_models(study):
-        glue_out = out / "glue" / key / f"seed{seed}"
+    for key, seed, keep_masks in glue_stages(study):
+        config = glue_config_of(study)
+        config.keep_masks = keep_masks
+        glue_out = glue_dir(out, key, seed, keep_masks)
+        stage = glue_stage(key, seed, keep_masks)
         out_dirs.append(glue_out)
         done = set()
         if (glue_out / report.RESULTS_FILE).is_file():
             done = set(report.load_results(glue_out).get("runs", {}))
         todo = [t for t in study.glue.tasks if t not in done]
         if not todo:
-            log(f"[glue {key} seed{seed}] finished earlier, skipped")
+            log(f"[{stage}] finished earlier, skipped")
             continue
-        log(f"[glue {key} seed{seed}] {', '.join(todo)}")
-        with _timed(out, state, f"glue {key} seed{seed}"):
+        log(f"[{stage}] {', '.join(todo)}")
+        with _timed(out, state, stage):
             status = glue_run.main(config, checkpoint=str(workdir(out, key, seed)), tasks=todo, out=str(glue_out),
                                    model_name=study.rows[key].label, data_dir=data_dir, seeds=seeds, progress=False)
         if status != 0:
-            raise SystemExit(f"[glue {key} seed{seed}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
+            raise SystemExit(f"[{stage}] failed (exit {status}); see {glue_out}/errors; rerun to resume.")
     return out_dirs
 
 
 # ------------------------------------------------------------------------------------ entry points
 
 
+def with_glue_masks(study, keep_masks: tuple[bool, ...] | None):
+    """The preset with GLUE's keep_masks settings `keep_masks` (the preset's own when None)."""
+    if keep_masks is None:
+        return study
+    study = copy.deepcopy(study)
+    study.glue.keep_masks = tuple(keep_masks)
+    return study
+
+
 def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: str | None = None,
-              seeds: int | None = None, pretrain_seeds: int | None = None, log=print) -> str:
+              seeds: int | None = None, pretrain_seeds: int | None = None,
+              glue_keep_masks: tuple[bool, ...] | None = None, log=print) -> str:
     """Runs (or resumes) the study's rows over their seeds, then GLUE; returns the report's markdown.
-    `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's."""
-    study = with_seeds(study, pretrain_seeds)
+    `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's;
+    `glue_keep_masks`: GLUE's keep_masks settings instead of the preset's."""
+    study = with_glue_masks(with_seeds(study, pretrain_seeds), glue_keep_masks)
     check(study, seeds)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
@@ -245,3 +285,37 @@ def run_ablation(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: 
     state = _load_state(out_path)
     run_pretraining(study, out_path, keys, state, log)
     return write_ablation_report(study, out_path, state)
+
+
+def with_horizons(study, horizons: list[int] | None):
+    """The preset whose horizon part is only the pairs at `horizons` (steps); all of it when None."""
+    if horizons is None:
+        return study
+    known = [int(h) for h, _, _ in study.horizon_pairs]
+    unknown = [h for h in horizons if h not in known]
+    if unknown:
+        raise ValueError(f"--horizons {','.join(map(str, unknown))}: not horizons of the {study.name or 'given'} "
+                         f"preset; choose from {','.join(map(str, known))}.")
+    study = copy.deepcopy(study)
+    study.horizon_pairs = [p for p in study.horizon_pairs if int(p[0]) in horizons]
+    keep = {k for _, a, b in study.horizon_pairs for k in (a, b)}
+    for key in study.order:
+        if "horizon" in study.rows[key].parts and key not in keep:
+            study.rows[key].parts = tuple(p for p in study.rows[key].parts if p != "horizon")
+    return study
+
+
+def run_horizon(study: ml_collections.ConfigDict, out: str, *, pretrain_seeds: int | None = None,
+                horizons: list[int] | None = None, log=print) -> str:
+    """Runs (or resumes) the horizon pairs (only those at `horizons` steps, when given), shortest first;
+    returns horizon.md's markdown (its plot: horizon.png)."""
+    study = with_horizons(with_seeds(study, pretrain_seeds), horizons)
+    check(study)
+    if not study.horizon_pairs:
+        raise ValueError(f"the {study.name or 'given'} preset has no horizon pairs (horizon_pairs).")
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    state = _load_state(out_path)
+    keys = [study.teacher] + [k for _, a, b in sorted(study.horizon_pairs) for k in (a, b)]
+    run_pretraining(study, out_path, list(dict.fromkeys(keys)), state, log)
+    return write_horizon_report(study, out_path, state)

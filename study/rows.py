@@ -16,7 +16,7 @@ import ml_collections
 from glue.tasks import TASK_NAMES
 from study import stats
 
-PARTS = ("study", "ablation")
+PARTS = ("study", "ablation", "horizon")
 
 
 def base_study_config() -> ml_collections.ConfigDict:
@@ -29,6 +29,8 @@ def base_study_config() -> ml_collections.ConfigDict:
     c.order = []  # row keys in table order (ConfigDict sorts its keys)
     c.rows = ml_collections.ConfigDict()
     c.ablation_references = ("static_kd",)  # the ablation table compares every row with these rows
+    # The horizon part: (steps, static row, RigL row) pairs compared at each length (add_row them first).
+    c.horizon_pairs = []
     c.glue = ml_collections.ConfigDict({
         "tasks": list(TASK_NAMES),
         "synthetic": True,  # without --glue_data_dir: generated tasks (tiny/small) or the hub (base)
@@ -36,6 +38,9 @@ def base_study_config() -> ml_collections.ConfigDict:
         # Changes to glue/config.py's settings, e.g. {"learning_rate": 1e-3, "tasks": {"cola": {"epochs": 3}}}
         "overrides": {},
         "pretrain_seeds": 1,  # GLUE on the models of pretraining seeds 0 .. n-1
+        # The keep_masks settings GLUE runs, each in its own directory and labelled in the table: True keeps
+        # a sparse model's zeros while fine-tuning, False lets them regrow (as the original's table was made).
+        "keep_masks": (True,),
     })
     return c
 
@@ -89,6 +94,15 @@ def eval_losses(study, out: Path, key: str) -> list[float]:
             for s in seeds_of(study, key)]
 
 
+def finished(study, out: Path, key: str) -> bool:
+    """Every seed of the row has its final evaluation (a row of another part may not have run yet)."""
+    for s in seeds_of(study, key):
+        path = workdir(out, key, s) / "eval_results.json"
+        if not path.is_file() or json.loads(path.read_text()).get("step") != study.rows[key].config.train.steps:
+            return False
+    return True
+
+
 def summaries(study, out: Path, keys: list[str]) -> dict[str, stats.Summary]:
     return {k: stats.summarize(eval_losses(study, out, k)) for k in keys}
 
@@ -97,6 +111,21 @@ def glue_models(study) -> list[tuple[str, int]]:
     """(row key, pretraining seed) of every model the study fine-tunes."""
     return [(k, s) for k in rows_of(study, "study") if study.rows[k].glue
             for s in seeds_of(study, k)[:study.glue.pretrain_seeds]]
+
+
+def glue_dir(out: Path, key: str, seed: int, keep_masks: bool) -> Path:
+    """Where one model's GLUE results with one keep_masks setting live: OUT/glue (masks kept) or OUT/glue_regrow."""
+    return Path(out) / ("glue" if keep_masks else "glue_regrow") / key / f"seed{seed}"
+
+
+def glue_stage(key: str, seed: int, keep_masks: bool) -> str:
+    """The name under which the study directory's state records one GLUE stage's seconds."""
+    return f"glue {key} seed{seed}" + ("" if keep_masks else " (masks may regrow)")
+
+
+def glue_stages(study) -> list[tuple[str, int, bool]]:
+    """(row key, pretraining seed, keep_masks) of every GLUE stage, in the order the study runs them."""
+    return [(k, s, bool(m)) for m in study.glue.keep_masks for k, s in glue_models(study)]
 
 
 def pretraining_stages(study, keys: list[str]) -> list[str]:

@@ -360,7 +360,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
     else:
         shared, task_columns = config, {}
     buckets = bucket_lengths(width, int(length_buckets))
-    spe = steps_per_epoch(n_train, hp.batch_size)
+    spe = steps_per_epoch(n_train, hp.batch_size, hp.drop_last)  # a dropped last batch is never asked for
     member_steps = np.asarray([m.epochs * spe for m in member_hps])
     steps, epochs = int(member_steps.max()), max(m.epochs for m in member_hps)
     gated = bool((member_steps < steps).any())  # some member stops before the others

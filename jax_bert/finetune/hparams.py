@@ -32,6 +32,9 @@ class HParams:
     eps: float
     eval_batch_size: int
     sparse_threshold: float  # a kernel/embedding with more exact zeros than this is masked
+    # Drop each epoch's last partial training batch (Hugging Face's dataloader_drop_last, as the original's
+    # GLUE runs); False trains on it too, its missing rows padded with weight 0.
+    drop_last: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping, **changes) -> "HParams":
@@ -41,8 +44,11 @@ class HParams:
         if unknown:
             raise TypeError(f"HParams has no fields {unknown}.")
         values = dict(values) | changes
-        cast = {"float": float, "int": int}  # the annotations are strings (postponed evaluation)
-        return cls(**{f.name: cast[f.type](values[f.name]) for f in fields})
+        cast = {"float": float, "int": int, "bool": bool}  # the annotations are strings (postponed evaluation)
+        missing = [f.name for f in fields if f.name not in values and f.default is dataclasses.MISSING]
+        if missing:
+            raise TypeError(f"HParams needs the fields {missing}.")
+        return cls(**{f.name: cast[f.type](values[f.name]) for f in fields if f.name in values})
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "eval_batch_size"):
@@ -54,12 +60,16 @@ class HParams:
             raise ValueError(f"sparse_threshold must be in [0, 1), got {self.sparse_threshold}.")
 
 
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
+def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches per epoch: every example (the last batch partial), or with `drop_last` only full batches; a
+    training set smaller than one batch is still one (partial) batch, where the original would train 0 steps."""
+    if drop_last and n_train >= batch_size:
+        return n_train // batch_size
     return math.ceil(n_train / batch_size)
 
 
 def total_steps(n_train: int, hp: HParams) -> int:
-    return hp.epochs * steps_per_epoch(n_train, hp.batch_size)
+    return hp.epochs * steps_per_epoch(n_train, hp.batch_size, hp.drop_last)
 
 
 def learning_rates(hp: HParams, steps: int) -> np.ndarray:

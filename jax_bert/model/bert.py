@@ -66,10 +66,10 @@ def _dense(config: BertConfig, features: int, axes: tuple, name: str) -> nn.Dens
     )
 
 
-def _layer_norm(config: BertConfig, name: str = "LayerNorm") -> nn.LayerNorm:
+def _layer_norm(config: BertConfig, name: str = "LayerNorm", dtype=None) -> nn.LayerNorm:
     return nn.LayerNorm(
         epsilon=config.layer_norm_eps,
-        dtype=_dtype(config),
+        dtype=dtype or _dtype(config),
         param_dtype=jnp.float32,
         scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("norm",)),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("norm",)),
@@ -334,9 +334,12 @@ class MlmHead(nn.Module):
                           (cfg.vocab_size,), jnp.float32)
         # The vocabulary projection and everything after it run in float32 whatever the compute
         # dtype: bf16 logits over tens of thousands of tokens would round away the small
-        # probabilities the MLM and distillation losses (and a teacher's targets) depend on.
+        # probabilities the MLM and distillation losses (and a teacher's targets) depend on. The
+        # transform's LayerNorm already returns float32 (no rounding to bf16 before the projection),
+        # and HIGHEST keeps a GPU from running this float32 matmul in TF32 or bf16 passes.
         t = constrain(t, "batch")
-        logits = jnp.einsum("...h,vh->...v", t.astype(jnp.float32), word_embeddings.astype(jnp.float32))
+        logits = jnp.einsum("...h,vh->...v", t.astype(jnp.float32), word_embeddings.astype(jnp.float32),
+                            precision=jax.lax.Precision.HIGHEST)
         return constrain(logits + bias, "batch", *[None] * (logits.ndim - 2), "vocab")
 
 
@@ -347,7 +350,8 @@ class MlmTransform(nn.Module):
     def __call__(self, x):
         cfg = self.config
         x = _act(cfg.hidden_act)(_dense(cfg, cfg.hidden_size, ("embed", None), "dense")(x))
-        return _layer_norm(cfg)(x)
+        # float32 output whatever the compute dtype: it feeds the float32 vocabulary projection.
+        return _layer_norm(cfg, dtype=jnp.float32)(x)
 
 
 class Bert(nn.Module):

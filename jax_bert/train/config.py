@@ -92,6 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
             # Restart from 0 also a weight that is pruned and regrown in the same update (the
             # original does; the RigL paper's code keeps its value by default).
             "reinit_when_same": False,
+            # The original's gradient-accumulation steps: its drop-fraction cosine counted micro-batches
+            # (T = steps x this). A property of the recipe reproduced, not train.grad_accum_steps (memory).
+            "accumulation_steps": 1,
         }),
         # Gradual magnitude pruning (Zhu & Gupta; the original's GradualMagnitudePruningMixin): start dense
         # (level, overall and method are not used), then every prune_period steps from step warmup_steps to
@@ -182,6 +185,8 @@ def _check_sparsity_ranges(s: ml_collections.ConfigDict) -> None:
            "in (0, 1)", s.rigl.drop_fraction)
     _check(_is_number(s.rigl.end_fraction) and 0 < s.rigl.end_fraction <= 1, "sparsity.rigl.end_fraction",
            "in (0, 1]", s.rigl.end_fraction)
+    _check(_is_int(s.rigl.accumulation_steps) and s.rigl.accumulation_steps >= 1, "sparsity.rigl.accumulation_steps",
+           "an integer >= 1", s.rigl.accumulation_steps)
 
 
 # Keys a dense config (sparsity.enabled False) may set without effect: the mask seed, which the study sets

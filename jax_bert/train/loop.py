@@ -27,7 +27,7 @@ from jax_bert.data import mlm_batches
 from jax_bert.data import prepare as data_prepare
 from jax_bert.errors import PeerLost, TrainingDiverged, peer_lost_message
 from jax_bert.model import BertConfig, body, hf_io
-from jax_bert.train import checkpoint, optim, recipe, sharding, sources, teachers
+from jax_bert.train import checkpoint, optim, recipe, sharding, sources, sparse_config, teachers
 from jax_bert.train import step as train_step
 from jax_bert.train.config import validate
 from jax_bert.train.logs import MetricsWriter
@@ -316,6 +316,7 @@ def _loop(config, workdir: str, is_main: bool, prepared: Setup, manager, writer:
         _sparsity_report(writer, 0, _to_host(state["params"]), _to_host(masks), is_main, "at step 0")
 
     tokens_per_step = t.global_batch_size * t.seq_len
+    rigl_logged = sparse_config.rigl_logged_steps(config.sparsity, t.steps) if config.sparsity.enabled else frozenset()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=t.steps, initial=start, disable=not is_main or not t.progress_bar, unit="step",
@@ -330,8 +331,9 @@ def _loop(config, workdir: str, is_main: bool, prepared: Setup, manager, writer:
         step, metrics = pending
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         _check_finite(step, metrics, last_checkpoint)
-        # The first step too, so the loss at the start is seen (and a resumed run logs as it would have).
-        if (step + 1) % t.log_every == 0 or step + 1 == t.steps or step == 0:
+        # The first step too, so the loss at the start is seen (and a resumed run logs as it would have); and
+        # the steps around each RigL update, so its cost is seen.
+        if (step + 1) % t.log_every == 0 or step + 1 == t.steps or step == 0 or step + 1 in rigl_logged:
             elapsed = time.time() - interval_start
             metrics["step_time"] = elapsed / max(interval_steps, 1)
             metrics["tokens_per_second"] = tokens_per_step / metrics["step_time"]

@@ -51,12 +51,35 @@ def rigl_schedule(cfg, total_steps: int) -> sparsity.RiglSchedule | None:
                              f"(end_fraction {r.end_fraction} of {total_steps}).")
     schedule = sparsity.RiglSchedule(
         update_freq=update_freq, start=start, end=end, drop_fraction=float(r.drop_fraction), schedule=r.schedule,
-        mode=r.mode, reset_moments=bool(r.reset_moments), reinit_when_same=bool(r.reinit_when_same))
+        mode=r.mode, reset_moments=bool(r.reset_moments), reinit_when_same=bool(r.reinit_when_same),
+        accumulation=int(r.accumulation_steps))
     try:
         schedule.check()
     except ValueError as e:
         raise ValueError(f"sparsity.rigl (end_fraction {r.end_fraction} of {total_steps} steps): {e}") from None
     return schedule
+
+
+AROUND_UPDATE = 10  # steps logged after each RigL update (and the one before it)
+
+
+def rigl_update_steps(cfg, total_steps: int) -> list[int]:
+    """The steps after which RigL changes the masks (empty when RigL is off)."""
+    s = rigl_schedule(cfg, total_steps)
+    if s is None:
+        return []
+    first = s.start if s.start > 0 else s.update_freq  # counts start at 1 (sparsity/schedule.py)
+    return list(range(first, min(s.end, total_steps) + 1, s.update_freq))
+
+
+def rigl_logged_steps(cfg, total_steps: int) -> frozenset[int]:
+    """The steps whose training loss a RigL run logs whatever train.log_every says: for each update u, the
+    step before it, u itself (its loss is computed before the masks change) and the AROUND_UPDATE after, so
+    the cost of an update is seen in metrics.jsonl, not inferred."""
+    steps = set()
+    for u in rigl_update_steps(cfg, total_steps):
+        steps.update(n for n in range(u - 1, u + AROUND_UPDATE + 1) if 1 <= n <= total_steps)
+    return frozenset(steps)
 
 
 def gmp_steps(cfg, total_steps: int) -> tuple[int, int] | None:

@@ -104,3 +104,9 @@ def test_packed_batches_hold_every_real_token_once(tok):
         assert len(slots) == real[s].sum()
         ids = train["input_ids"][rows[s]]
         np.testing.assert_array_equal(batch["input_ids"][s][:len(slots)], ids[slots // MAX_LEN, slots % MAX_LEN])
+
+
+def test_steps_per_epoch_drops_the_last_partial_batch_when_asked():
+    assert steps_per_epoch(37, 8) == 5 and steps_per_epoch(37, 8, drop_last=True) == 4
+    assert steps_per_epoch(40, 8, drop_last=True) == 5  # no partial batch: nothing dropped
+    assert steps_per_epoch(5, 8, drop_last=True) == 1  # smaller than a batch: its one partial batch is kept

@@ -6,6 +6,7 @@ sparse checkpoints (the masks kept, or not).
 
 The tests share one model config and hyperparameters so the compiled steps are reused.
 """
+import dataclasses
 import functools
 
 import jax
@@ -92,7 +93,7 @@ def test_single_sentence_task_is_learned(glue_example, tok, sst2_runs):
     labels = tok("sst2", "validation")["labels"]
     assert sst2_runs.logits["validation"].shape == (2, glue_example["sizes"]["validation"], 2)
     assert not sst2_runs.failed.any() and sst2_runs.errors == {}
-    assert sst2_runs.steps == HP.epochs * 16  # 250 training rows at batch 16: 16 steps per epoch
+    assert sst2_runs.steps == HP.epochs * 15  # 250 training rows at batch 16: 15 full batches per epoch
     for i in range(2):
         acc = metrics.compute_metrics("sst2", sst2_runs.logits["validation"][i], labels)["accuracy"]
         assert acc >= 90.0, acc  # the cue-word rule; chance is about 50
@@ -237,10 +238,15 @@ def test_regression_steps_match_torch(glue_example, tok, tmp_path):
     full = tok("stsb", "train")
     train = {k: v[:24] for k, v in full.items()}
     val = tok("stsb", "validation")
-    hp = hparams(learning_rate=1e-3, batch_size=16, epochs=1, weight_decay=0.01, eval_batch_size=32)
+    # drop_last=False: this compares the partial batch's arithmetic too (GLUE's default drops it)
+    hp = hparams(learning_rate=1e-3, batch_size=16, epochs=1, weight_decay=0.01, eval_batch_size=32,
+                 drop_last=False)
     runs = engine.finetune(config, glue_example["params"], train, {"validation": val}, [0, 1], hp,
                            num_labels=1)
     assert runs.steps == 2 and not runs.failed.any()
+    dropped = engine.finetune(config, glue_example["params"], train, {"validation": val}, [0, 1],
+                              dataclasses.replace(hp, drop_last=True), num_labels=1)
+    assert dropped.steps == 1  # 24 rows at batch 16: the partial second batch is dropped
 
     seed = 1
     init, _ = engine.init_seeds(config, engine.base_params(glue_example["params"]), [seed], hp)

@@ -88,7 +88,7 @@ def test_a_grid_in_one_program_equals_each_member_alone(example):
     """Members with different seeds, learning rates, warm-up and epochs (one stops after 1 epoch of 2)
     trained together give each member the params and logits it gets alone."""
     args = (example["config"], example["params"], example["train"], {"validation": example["val"]})
-    spe = hparams.steps_per_epoch(len(example["train"]["input_ids"]), HP.batch_size)
+    spe = hparams.steps_per_epoch(len(example["train"]["input_ids"]), HP.batch_size, HP.drop_last)
     seeds = [0, 0, 1]
     hps = [dataclasses.replace(HP, learning_rate=1e-3, epochs=1),
            dataclasses.replace(HP, learning_rate=3e-3, epochs=2, warmup_steps=search.warmup_steps(0.25, 2 * spe)),
@@ -177,10 +177,11 @@ def test_search_writes_hparams_that_a_normal_run_uses(example, tmp_path, capsys)
     assert doc["scored_on"].startswith("heldout") and doc["score_examples"] == 25 and doc["train_examples"] == 225
     assert len(doc["members"]) == 4 and max(s["score"] for s in doc["settings"]) == doc["score"]
     assert "chosen by search" in text and f"| sst2 | {doc['learning_rate']:g} |" in text
-    # The final runs used the chosen values on the full training set (250 rows: 16 steps per epoch).
+    # The final runs used the chosen values on the full training set (250 rows: 15 full batches of 16 per
+    # epoch, the last partial one dropped as the original).
     seed0 = json.loads((out / "metrics" / "sst2" / "seed0.json").read_text())
     assert seed0["hparams"]["learning_rate"] == doc["learning_rate"]
-    assert seed0["hparams"]["warmup_steps"] == math.ceil(doc["warmup_ratio"] * 32) and seed0["steps"] == 32
+    assert seed0["hparams"]["warmup_steps"] == math.ceil(doc["warmup_ratio"] * 30) and seed0["steps"] == 30
 
     # --hparams: a normal run with the file gets the same runs (the same numbers) as the search's final.
     again = tmp_path / "again"

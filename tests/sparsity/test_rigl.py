@@ -123,12 +123,87 @@ def test_rigl_matches_brute_force_numpy(mode, quantize):
                 sp.sparsity_stats(params, new_m).overall)
 
 
-def test_drop_fraction_schedule_formula():
-    steps = np.array([0, 1, 100, 250, 999, 1000, 1500])
-    got = np.asarray(sp.drop_fraction(jnp.asarray(steps), initial=0.3, end=1000))
-    want = 0.3 / 2 * (1 + np.cos(np.pi * np.minimum(steps, 1000) / 1000))
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+class OriginalCosineScheduler:
+    """The original's CosineDecayPruneScheduler (prune_scheduler.py), in float64 numpy."""
+
+    def __init__(self, prune_fraction, total_steps, warmup_steps):
+        self.p, self.total, self.warmup, self.count = prune_fraction, total_steps - warmup_steps, warmup_steps, 0
+
+    def fraction(self):
+        t = self.count - self.warmup
+        return 0.0 if t < 0 else 0.5 * self.p * (1 + np.cos(t * np.pi / (self.total - 1)))
+
+
+def original_update_fractions(p, prune_freq, max_steps, accumulation):
+    """{global step: drop fraction} of the original's RigL mixin: training_step runs once per micro-batch,
+    steps the scheduler once per call, and prunes (fraction > 0) when global_step % prune_freq == 0; we take
+    the first micro-batch's call at each global step (where our single update falls)."""
+    sched = OriginalCosineScheduler(p, max_steps * accumulation, prune_freq)
+    out = {}
+    for global_step in range(max_steps):
+        for micro in range(accumulation):
+            if global_step % prune_freq == 0 and micro == 0:
+                out[global_step] = sched.fraction()
+            sched.count += 1
+    return out
+
+
+@pytest.mark.parametrize("freq,steps,accumulation", [(100, 1000, 1), (25, 150, 1), (10, 150, 3), (7, 60, 2)])
+def test_drop_fraction_is_the_originals_cosine_at_every_update_step(freq, steps, accumulation):
+    schedule = sp.RiglSchedule(update_freq=freq, start=freq, end=steps, drop_fraction=0.3,
+                               accumulation=accumulation)
+    want = original_update_fractions(0.3, freq, steps, accumulation)
+    counts = np.arange(1, steps + 1)
+    updates = counts[np.asarray(schedule.is_update(jnp.asarray(counts)))]
+    got = np.asarray(schedule.fraction(jnp.asarray(updates)), np.float64)
+    if accumulation == 1:  # exactly p at the first update (with accumulation its warm-up counts micro-batches)
+        assert got[0] == pytest.approx(0.3, abs=1e-7)
+    for count, f in zip(updates, got):
+        # an update at the end of the run (no training_step of the original's left) drops nothing
+        np.testing.assert_allclose(f, want.get(int(count), 0.0), rtol=3e-7, atol=3e-8, err_msg=f"update {count}")
+    # every update of the original that drops something is one of ours
+    assert {s for s, f in want.items() if f > 0} <= set(updates.tolist())
+
+
+def test_drop_fraction_before_the_first_update_and_constant():
+    f = np.asarray(sp.drop_fraction(jnp.asarray([0, 99, 100, 1000, 1500]), initial=0.3, end=1000, warmup=100))
+    np.testing.assert_allclose(f, [0.0, 0.0, 0.3, 0.0, 0.0], atol=1e-8)
     np.testing.assert_allclose(sp.drop_fraction(77, initial=0.2, schedule="constant"), 0.2)
+
+
+def test_rigl_drops_the_originals_count_at_every_update_through_the_optimizer():
+    """End to end through sparsity.sparse: each update switches off floor(f * n_active) weights, f from the
+    float64 formula with accumulation 2 (grads are 0 on active weights, so no dropped weight regrows)."""
+    import ml_collections
+
+    from jax_bert.train import sparse_config
+
+    cfg = ml_collections.ConfigDict({"rigl": {"enabled": True, "update_freq": 5, "start": 5, "num_updates": 0,
+                                              "end_fraction": 1.0, "drop_fraction": 0.3, "schedule": "cosine",
+                                              "mode": "global", "reset_moments": False, "reinit_when_same": False,
+                                              "accumulation_steps": 2}})
+    steps = 40
+    schedule = sparse_config.rigl_schedule(cfg, steps)
+    rng = np.random.default_rng(0)
+    params = {"k": jnp.asarray(rng.normal(size=(40, 50)), jnp.float32)}
+    mask0 = jnp.asarray(rng.random((40, 50)) < 0.2)
+    tx = sp.sparse(optax.sgd(1e-3), lambda p: {"k": mask0}, schedule)
+    state = tx.init(params)
+    params = sp.apply_masks(params, sp.get_masks(state))
+    update = jax.jit(tx.update)
+    want = original_update_fractions(0.3, 5, steps, 2)
+    n_active = int(mask0.sum())
+    seen = 0
+    for count in range(1, steps + 1):
+        before = np.asarray(sp.get_masks(state)["k"])
+        grads = {"k": jnp.asarray(np.where(before, 0.0, 1.0 + rng.random(before.shape)), jnp.float32)}
+        updates, state = update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        after = np.asarray(sp.get_masks(state)["k"])
+        dropped = int((before & ~after).sum())
+        assert dropped == math.floor(want.get(count, 0.0) * n_active), f"update after step {count}"
+        seen += dropped > 0
+    assert seen == 7  # updates at 5, 10, .., 35 drop weights; the one at 40 (the end) drops none
 
 
 def test_is_update_step_matches_python_predicate():
@@ -147,10 +222,10 @@ def test_rigl_under_jit_and_lax_cond():
     @jax.jit
     def step_fn(step, p, m, g):
         pred = sp.is_update_step(step, freq=freq, start=start, end=end)
-        f = sp.drop_fraction(step, initial=0.3, end=end)
+        f = sp.drop_fraction(step, initial=0.3, end=end, warmup=start)
         return sp.maybe_rigl_masks(pred, p, m, g, f, mode="global")
 
-    eager = sp.rigl_masks(params, masks, grads, sp.drop_fraction(20, initial=0.3, end=end))
+    eager = sp.rigl_masks(params, masks, grads, sp.drop_fraction(20, initial=0.3, end=end, warmup=start))
     on = step_fn(jnp.int32(20), params, masks, grads)
     for x, y in zip(jax.tree.leaves(eager), jax.tree.leaves(on)):
         np.testing.assert_array_equal(x, y)
@@ -202,3 +277,22 @@ def test_bad_rigl_settings_raise_clear_errors():
                          (dict(drop_fraction=1.0), "drop_fraction"), (dict(mode="x"), "mode")]:
         with pytest.raises(ValueError, match=message):
             sp.RiglSchedule(**{"end": 1000, **bad}).check()
+
+
+def test_a_rigl_run_logs_the_loss_around_every_update():
+    """jax_bert/train/loop.py logs these steps whatever train.log_every: the step before each update, the
+    update step and the 10 after (clipped to the run)."""
+    import ml_collections
+
+    from jax_bert.train import sparse_config
+
+    cfg = ml_collections.ConfigDict({"rigl": {"enabled": True, "update_freq": 25, "start": 25, "num_updates": 0,
+                                              "end_fraction": 1.0, "drop_fraction": 0.3, "schedule": "cosine",
+                                              "mode": "global", "reset_moments": False, "reinit_when_same": False,
+                                              "accumulation_steps": 1}})
+    assert sparse_config.rigl_update_steps(cfg, 150) == [25, 50, 75, 100, 125, 150]
+    logged = sparse_config.rigl_logged_steps(cfg, 150)
+    want = {n for u in (25, 50, 75, 100, 125, 150) for n in range(u - 1, u + 11) if n <= 150}
+    assert logged == want and min(logged) == 24 and 36 not in logged
+    cfg.rigl.enabled = False
+    assert sparse_config.rigl_logged_steps(cfg, 150) == frozenset()

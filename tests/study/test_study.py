@@ -34,6 +34,7 @@ def micro_preset(cache_dir):
     for key in [k for k in preset.order if "study" not in preset.rows[k].parts and k not in ABLATION_KEEP]:
         del preset.rows[key]
     preset.order = [k for k in preset.order if k in preset.rows]
+    preset.horizon_pairs = []  # its rows are gone (test_horizon_report_pairs_each_length_by_seed covers it)
     preset.seeds = 2
     for key in preset.order:
         config = preset.rows[key].config
@@ -81,12 +82,13 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
         # the report's mean ± std is that of the seeds' eval losses (and perplexities) on disk
         cells = _table_row(text, preset.rows[key].label)
         assert cells[1:3] == [f"`{key}`", str(len(seeds))]
-        assert cells[5] == ", ".join(f"{v:.3f}" for v in losses)
+        assert cells[6] == ", ".join(f"{v:.3f}" for v in losses)
         if len(seeds) > 1:
             assert losses[0] != losses[1]  # the seeds change the run
             assert cells[3] == f"{np.mean(losses):.3f} ± {np.std(losses, ddof=1):.3f}"
+            assert cells[4] == study_stats.interval(*study_stats.t_interval(losses))
             ppl = np.exp(losses)
-            assert cells[4] == f"{ppl.mean():.1f} ± {ppl.std(ddof=1):.1f}"
+            assert cells[5] == f"{ppl.mean():.1f} ± {ppl.std(ddof=1):.1f}"
         # GLUE on the seed-0 model of each row
         results = report.load_results(str(out / "glue" / key / "seed0"))
         assert results["model"] == preset.rows[key].label
@@ -97,9 +99,9 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
     assert not (out / "glue" / "static" / "seed1").exists()
     claims = text.split("## The original's claims")[1].split("## GLUE")[0]
     assert study_stats.RULE in claims
-    verdicts = re.findall(r"^- \*\*Claim (\d): [^*]+\*\* — .*?: \*\*([a-z ]+)\*\* at tiny scale", claims, re.M)
-    assert [n for n, _ in verdicts] == ["1", "2", "3", "3"]
-    assert {v for _, v in verdicts} <= {"supported", "not supported", "contradicted", "not resolved"}
+    verdicts = re.findall(r"^- \*\*Claim (\d): [^*]+\*\* — .*?: \*\*([a-z0-9 ]+)\*\* at 4 steps", claims, re.M)
+    assert [n for n, _ in verdicts] == ["1", "2", "3", "3"]  # no fair dense row in the study part: not shown
+    assert {v for _, v in verdicts} <= {"supported", "contradicted", "not separated at 2 seeds"}
     assert "RigL 2 updates every 2 steps, 2 .. 4, end 100% of the run" in text
     assert (out / "loss_curves.png").stat().st_size > 1000
     assert (out / "density_rigl_kd.png").is_file() and (out / "density_static.png").is_file()
@@ -113,7 +115,10 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
     assert len(seconds) == 9 + 5  # pretraining runs + GLUE models
     assert set(state["other_cpu_share"]) == set(seconds) and all(0 <= v <= 1 for v in state["other_cpu_share"].values())
     total = next(line for line in text.splitlines() if line.startswith("| **total** |"))
-    assert f"**{sum(seconds.values()):.0f}**" in total and total.endswith("% |")
+    assert f"**{sum(seconds.values()):.0f}**" in total and total.endswith("% | |")
+    commit = study.code_version()
+    assert commit != "unknown" and state["commit"] == {stage: commit for stage in seconds}  # each stage's code
+    assert f"| {commit} |" in text
     messages = []
     monkeypatch.chdir(tmp_path)
     assert study.run_study(preset, "study", seeds=2, log=messages.append) == text
@@ -130,8 +135,21 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
     sums = {k: study_stats.summarize(study_rows.eval_losses(preset, out, k))
             for k in ("rigl_per_tensor", "static_kd", "rigl_kd")}
     assert line[4] == study_stats.pm(sums["rigl_per_tensor"].loss_mean, sums["rigl_per_tensor"].loss_std, 3)
-    assert line[6:] == [study_stats.versus(sums["rigl_per_tensor"], sums[r]) for r in ("static_kd", "rigl_kd")]
-    assert re.fullmatch(r"[+-]\d\.\d{3} \(spread \d\.\d{3}\): (lower|higher|within spread)", line[6]), line
+    per_seed = {k: study_rows.eval_losses(preset, out, k) for k in sums}
+    assert line[6:] == [study_stats.cell(study_stats.paired(per_seed["rigl_per_tensor"], per_seed[r]))
+                        for r in ("static_kd", "rigl_kd")]
+    assert re.fullmatch(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\](, p \S+)?: "
+                        r"(supported|contradicted|not separated at 2 seeds)", line[6]), line
+    # the loss around each RigL update: every step of the 4 is logged, the update after step 2 is shown
+    assert "## Training loss around each RigL update" in ablation
+    around = ablation.split("## Training loss around each RigL update")[1]
+    window = next(r for r in around.splitlines() if r.startswith(f"| {preset.rows.rigl_kd.label} | 2 |"))
+    cells = [c.strip() for c in window.strip("|").split("|")][2:]  # steps 1, 2, 3, 4, then past the run's end
+    mean_loss = np.mean([next(r["train/loss"] for r in map(json.loads, open(out / "rigl_kd" / f"seed{s}" /
+                                                                              "metrics.jsonl"))
+                              if r.get("step") == 3 and "train/loss" in r) for s in (0, 1)])
+    assert cells[2] == f"{mean_loss:.3f}" and cells[4:] == [""] * 8
+    assert any(r.startswith("| minus `static_kd` | 2 |") for r in around.splitlines())
     assert _table_row(ablation, preset.rows.static_kd.label)[2] == "static"
     assert _table_row(ablation, preset.rows.rigl_kd.label)[7] == ""  # no comparison with itself
     assert (out / "ablation.md").read_text() == ablation
@@ -178,7 +196,8 @@ def test_ablation_rows_keep_the_named_rows_the_references_and_the_teacher(tmp_pa
     assert study_rows.rows_of(chosen, "ablation") == ["teacher", "static_kd", "rigl_kd", "rigl_n3", "rigl_end50"]
     assert study_rows.rows_of(chosen, "study") == study_rows.rows_of(preset, "study")
     assert study.with_ablation_rows(preset, None) is preset
-    assert len(study_rows.rows_of(preset, "ablation")) == 3 + 8  # the preset itself is unchanged
+    # the preset itself is unchanged: teacher, static_kd, rigl_kd, 10 RigL variations and 5 controls
+    assert len(study_rows.rows_of(preset, "ablation")) == 3 + 10 + 5
 
 
 REPRODUCE = os.path.join(ROOT, "scripts", "reproduce.py")
@@ -205,6 +224,12 @@ def reproduce_main(monkeypatch):
     (["--ablation", "--seeds", "2"], "--ablation pretrains only"),
     (["--rows", "rigl_n3"], "--rows selects ablation rows; add --ablation"),
     (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows"),
+    (["--ablation", "--glue_keep_masks", "both"], "--ablation pretrains only"),
+    (["--horizons", "150"], "--horizons selects horizon lengths; add --horizon"),
+    (["--horizon", "--horizons", "150,999"],
+     "--horizons 999: not horizons of the tiny preset; choose from 150,1000,4000"),
+    (["--horizon", "--horizons", "1e3"], "--horizons 1e3: give whole numbers of steps"),
+    (["--horizon", "--ablation"], "--horizon pretrains its pairs only"),
 ])
 def test_reproduce_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys, reproduce_main, args, message):
     with pytest.raises(SystemExit) as exit:
@@ -226,6 +251,23 @@ def test_reproduce_script_bad_command_line_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "--pretrain_seeds must be >= 1" in result.stderr and result.stderr.startswith("error: ")
     assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
+
+
+def test_glue_keep_masks_settings_have_their_own_directories_and_labels(tmp_path):
+    base = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_base").get_config()
+    # the base study compares with the original's table, fine-tuned with pruned weights free to regrow
+    assert tuple(base.glue.keep_masks) == (False,)
+    assert [m for _, _, m in study_rows.glue_stages(base)] == [False] * 5
+    both = study.with_glue_masks(base, (False, True))
+    stages = study_rows.glue_stages(both)
+    assert len(stages) == 10 and {m for _, _, m in stages} == {False, True}
+    assert study_rows.glue_dir(tmp_path, "rigl_kd", 0, False) == tmp_path / "glue_regrow" / "rigl_kd" / "seed0"
+    assert study_rows.glue_dir(tmp_path, "rigl_kd", 0, True) == tmp_path / "glue" / "rigl_kd" / "seed0"
+    assert len({study_rows.glue_stage(*g) for g in stages}) == 10  # each setting's wall time apart
+    assert study.with_glue_masks(base, None) is base
+    study.check(both)
+    with pytest.raises(ValueError, match="glue.keep_masks must list True and/or False once each"):
+        study.check(study.with_glue_masks(base, (True, True)))
 
 
 def test_study_glue_config_is_the_glue_defaults_with_the_overrides(cache_dir):
@@ -253,48 +295,86 @@ def test_summary_is_mean_and_sample_std_of_losses_and_perplexities():
         study_stats.summarize([])
 
 
-def _s(*losses):
-    return study_stats.summarize(list(losses))
+def test_control_rows_change_only_what_they_control():
+    """configs/study_tiny.py's controls: GMP ends at static's kept count; pct_start rows move only the lr peak;
+    the dense one-cycle rows have the sparse rows' schedule; the late RigL row starts at 50 with 11 updates."""
+    import sparsity
+    from jax_bert import model
+    from jax_bert.model import BertConfig
+    from jax_bert.train import sparse_config
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    config = {k: study_rows.row_config(preset, k, 0, "out") for k in preset.order}
+    shapes = model.abstract_params(BertConfig(**{**config["static_kd"].model.to_dict(), "vocab_size": 8000}))
+    static_kept = sum(a.n_keep for a in sparsity.allocate(shapes, sparse_config.sparsity_spec(
+        config["static_kd"].sparsity)).values())
+    assert sparse_config.gmp_schedule(config["gmp_kd"].sparsity, 150, shapes).final_kept == static_kept
+    for key, reference in (("static_kd_pct10", "static_kd"), ("rigl_kd_pct10", "rigl_kd")):
+        changed = config[key].to_dict()
+        changed["optim"]["pct_start"] = 0.3
+        assert changed == config[reference].to_dict() and config[key].optim.pct_start == 0.1
+    for key in ("dense_onecycle", "dense_onecycle_kd"):
+        assert not config[key].sparsity.enabled
+        assert config[key].optim.to_dict() == config["static_kd"].optim.to_dict()
+    assert config["dense_onecycle_kd"].distill.to_dict() == config["static_kd"].distill.to_dict()
+    late = sparse_config.rigl_schedule(config["rigl_late_many"].sparsity, 150)
+    assert [c for c in range(1, 151) if late.is_update(c)] == list(range(50, 151, 10))
+    assert float(late.fraction(50)) == pytest.approx(0.3)  # the original's p at its first update
 
 
-def test_compare_needs_the_difference_to_exceed_the_sum_of_the_stds():
-    a, b = _s(5.0, 5.2, 5.4), _s(5.6, 5.7, 5.8)  # stds 0.2 and 0.1: spread 0.3
-    c = study_stats.compare(a, b)
-    assert c.diff == pytest.approx(0.5) and c.spread == pytest.approx(0.3) and c.outcome == "A lower"
-    assert study_stats.compare(b, a).outcome == "B lower"
-    close = _s(5.4, 5.5, 5.6)  # 0.3 above a, spread 0.3: not more than the spread
-    assert study_stats.compare(a, close).outcome == "within spread"
-    assert study_stats.compare(_s(5.0), _s(9.0)).outcome == "within spread"  # one seed: no spread
+def test_horizon_report_pairs_each_length_by_seed(tmp_path):
+    """horizon.md from finished rows (their eval_results.json written here): the paired statistics of
+    study/stats.py at each length, in steps order, and the plot."""
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    chosen = study.with_horizons(preset, [150, 1000])
+    assert [p[0] for p in chosen.horizon_pairs] == [150, 1000]
+    assert study_rows.rows_of(chosen, "horizon") == ["teacher", "static_kd", "rigl_kd_h150", "static_kd_h1000",
+                                                     "rigl_kd_h1000"]
+    rng = np.random.default_rng(0)
+    losses = {}
+    for key in study_rows.rows_of(chosen, "horizon")[1:]:
+        losses[key] = list(5.5 + rng.normal(0, 0.05, 3))
+        for seed, loss in enumerate(losses[key]):
+            wd = study_rows.workdir(tmp_path, key, seed)
+            wd.mkdir(parents=True)
+            (wd / "eval_results.json").write_text(json.dumps({"eval_loss": loss}))
+    text = study.write_horizon_report(chosen, tmp_path, {"seconds": {}})
+    for steps, static, rigl in chosen.horizon_pairs:
+        c = study_stats.paired(losses[rigl], losses[static])
+        cells = _table_row(text, f"{steps:,}")
+        assert cells[2] == "3" and cells[5] == f"{c.diff:+.3f} {study_stats.interval(c.low, c.high, signed=True)}"
+        assert cells[8] == study_stats.verdict(c)
+    assert "1000 updates every 1 steps" in _table_row(text, "1,000")[1]
+    assert (tmp_path / "horizon.png").stat().st_size > 1000 and (tmp_path / "horizon.md").read_text() == text
+    with pytest.raises(ValueError, match="not rows of the 'horizon' part"):
+        broken = study.with_horizons(preset, None)
+        broken.horizon_pairs = [(150, "static_kd", "rigl_kd")]
+        study.check(broken)
 
 
-def test_claims_verdicts_on_hand_made_rows():
-    dense, static = _s(5.30, 5.40, 5.50), _s(5.90, 6.00, 6.10)  # stds 0.1
-    static_kd, rigl_kd = _s(5.60, 5.70, 5.80), _s(5.55, 5.65, 5.75)
-    v = {(c.number, c.row): study_stats.judge(c, {"dense_short": dense, "static": static,
-                                                  "static_kd": static_kd, "rigl_kd": rigl_kd}).verdict
-         for c in study_stats.CLAIMS}
-    assert v == {(1, "static_kd"): "supported",  # 0.3 lower, spread 0.2
-                 (2, "rigl_kd"): "not resolved",  # 0.05 lower: within the spread
-                 (3, "rigl_kd"): "not supported",  # 0.25 above the dense run: beyond the spread
-                 (3, "static_kd"): "not supported"}
-    # the other way round: RigL loses clearly, the sparse rows within the dense run's spread
-    rigl_bad, near_dense = _s(6.0, 6.1, 6.2), _s(5.45, 5.50, 5.55)
-    rows = {"dense_short": dense, "static": static, "static_kd": near_dense, "rigl_kd": rigl_bad}
-    verdicts = [study_stats.judge(c, rows).verdict for c in study_stats.CLAIMS]
-    assert verdicts == ["supported", "contradicted", "not supported", "supported"]
-    rows["static"] = _s(5.0, 5.1, 5.2)  # distillation hurts beyond the spread
-    assert study_stats.judge(study_stats.CLAIMS[0], rows).verdict == "contradicted"
-    assert study_stats.judge(study_stats.CLAIMS[0], {"static_kd": near_dense}).verdict == "not tested"
-    one_seed = {"static": _s(7.0), "static_kd": _s(5.0)}
-    assert study_stats.judge(study_stats.CLAIMS[0], one_seed).verdict == "not resolved"
+def test_claim_3_against_the_fair_dense_baseline_once_it_has_run(tmp_path):
+    """The report's claims use the dense one-cycle + KD control (an ablation-part row) when all its seeds
+    have finished, and leave it out before."""
+    from study import report as study_report
 
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    keys = study_rows.rows_of(preset, "study")
 
-def test_claims_section_states_rule_numbers_and_missing_rows():
-    rows = {"dense_short": _s(5.3, 5.4, 5.5), "static_kd": _s(5.6, 5.7, 5.8), "rigl_kd": _s(5.55, 5.65, 5.75)}
-    text = study_stats.claims_section(rows, {"static_kd": "static KD", "rigl_kd": "RigL KD"}, "tiny")
-    assert text.startswith("Rule: " + study_stats.RULE)
-    lines = [line for line in text.splitlines() if line.startswith("- ")]
-    assert len(lines) == 4
-    assert "**not tested** at tiny scale (no row static)" in lines[0]
-    assert "RigL KD vs static KD: **not resolved** at tiny scale. Eval loss 5.650 ± 0.100 vs 5.700 ± 0.100" in lines[1]
-    assert "difference +0.050 nats, spread 0.200; n = 3, 3" in lines[1]
+    def write(key, losses):
+        for seed, loss in enumerate(losses):
+            wd = study_rows.workdir(tmp_path, key, seed)
+            wd.mkdir(parents=True, exist_ok=True)
+            (wd / "eval_results.json").write_text(json.dumps({"eval_loss": loss, "step": 150}))
+
+    write("teacher", [5.4])
+    for key in keys[1:]:
+        write(key, [5.7, 5.8, 5.9])
+    assert set(study_report._claim_losses(preset, tmp_path, keys)) == set(keys)
+    write("dense_onecycle_kd", [5.5, 5.6])  # two of three seeds: not finished
+    assert "dense_onecycle_kd" not in study_report._claim_losses(preset, tmp_path, keys)
+    write("dense_onecycle_kd", [5.5, 5.6, 5.65])
+    losses = study_report._claim_losses(preset, tmp_path, keys)
+    assert losses["dense_onecycle_kd"] == [5.5, 5.6, 5.65]
+    text = study_stats.claims_section(losses, {k: preset.rows[k].label for k in preset.order}, "150 steps")
+    assert sum(f"vs {preset.rows.dense_onecycle_kd.label}: **contradicted**" in line
+               for line in text.splitlines()) == 2  # both sparse rows above the fair dense baseline
