@@ -220,7 +220,7 @@ def hf_finetune(hf_dir: str, train: dict, evals: dict, seeds, hp, num_labels: in
     tensors = {k: torch.from_numpy(np.asarray(train[k], np.int64)) for k in columns}
     labels = torch.from_numpy(np.asarray(train["labels"], np.float32 if num_labels == 1 else np.int64))
     n = len(labels)
-    spe = hparams.steps_per_epoch(n, hp.batch_size)
+    spe = hparams.steps_per_epoch(n, hp.batch_size, hp.drop_last)
     steps = hp.epochs * spe
     logits = {split: [] for split in evals}
     train_seconds = eval_seconds = 0.0
@@ -340,7 +340,8 @@ def suite_main(argv=None) -> dict:
         with timing.CpuMonitor() as monitor:
             for task in tasks:
                 train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
-                changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
+                # every training example on both sides (GLUE's default drops the last partial batch)
+                changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, drop_last=False)
                 if args.epochs:
                     changes["epochs"] = args.epochs
                 hp = finetune.task_hparams(glue_config.get_config(), task.name, **changes)
