@@ -67,11 +67,12 @@ def profile_main(argv=None) -> dict:
     tokens = batching.token_budget(int(lengths[rows].sum(axis=1).max()), args.batch_size, args.bucket)
 
     def host():
-        return batching.pack_batch(data, lengths, rows, weights, args.bucket, tokens)
+        batch = batching.pack_batch(data, lengths, rows, weights, args.bucket, tokens)
+        # the shared classifier's task columns, as the engine adds them (a 3-label task)
+        return dict(batch, classes=np.ones((args.seeds, 3), bool), regression=np.zeros(args.seeds, bool))
 
     batch = host()
     step_fn = engine._train_step(config, engine._optimizer_key(hp), seed_loop)
-    classes = jnp.ones(3, bool)
     lr = jnp.full(args.seeds, 2e-5, jnp.float32)
     bad = jnp.zeros(args.seeds, bool)
     seed_arr = jnp.asarray(seeds, jnp.int32)
@@ -80,7 +81,7 @@ def profile_main(argv=None) -> dict:
     def loss_of(p, b, seed):
         logits = model.apply(config, p, b["input_ids"], None, b["token_type_ids"], head="classifier",
                              dropout_rng=jax.random.key(seed), packing={k: b[k] for k in packed_keys})
-        return engine.weighted_loss(logits, b["labels"], b["weights"], classes)
+        return engine.weighted_loss(logits, b["labels"], b["weights"], b["classes"], b["regression"])
 
     grad_fn = jax.jit(over_seeds(jax.value_and_grad(loss_of), (0, 0, 0), seed_loop))
     optimizer = engine._optimizer(engine._optimizer_key(hp))
@@ -101,7 +102,7 @@ def profile_main(argv=None) -> dict:
     emb_fn = jax.jit(over_seeds(emb_update, (0, 0, 0), seed_loop))
     _, grads = grad_fn(params, batch, seed_arr)
     parts = {
-        "step": lambda: step_fn(params, opt_state, bad, batch, seed_arr, np.int32(0), masks, lr, classes),
+        "step": lambda: step_fn(params, opt_state, bad, batch, seed_arr, np.int32(0), masks, lr),
         "grad": lambda: grad_fn(params, batch, seed_arr),
         "optimizer": lambda: opt_fn(params, opt_state, grads),
         "embeddings": lambda: emb_fn(word(params), emb_state, word(grads)),
