@@ -134,7 +134,7 @@ def seeds_main(argv=None) -> dict:
         config, params, tokenizer, _, _ = run.load_checkpoint(str(ckpt), dtype=args.dtype)
         train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
     hp = finetune.task_hparams(glue_config.get_config(), task.name, batch_size=args.batch_size,
-                                      epochs=args.epochs, learning_rate=args.lr)
+                               epochs=args.epochs, learning_rate=args.lr, drop_last=False)  # every example
     seeds = list(range(args.seeds))
     run_kw = dict(num_labels=task.num_labels, seed_loop=args.seed_loop, length_buckets=args.length_buckets,
                   pack_tokens=not args.no_pack)

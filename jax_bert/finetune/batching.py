@@ -110,7 +110,7 @@ def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.0
     (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the
     steps need runs at a larger one (padding more changes no result), rarest first:
       1. the cheapest shape that holds it (bucket and tokens at least as large) among those `compiled`
-         before, else among the other needed shapes, when there is one;
+         before whose extra tokens are within the bound below, else among all that hold it;
       2. else, given `batch_size`, its bucket's full shape (bucket, batch_size x bucket), which holds
          every step of that bucket of any task, so later tasks with rare shapes reuse it (1.), when
          running there wastes no more tokens than `few` steps of that shape hold;
@@ -137,8 +137,10 @@ def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.0
 
     def holder(shape):
         holders = [k for k in kept if k != shape and k[0] >= shape[0] and k[1] >= shape[1]]
-        # one compiled before costs nothing more; a needed one may yet move to a larger shape itself
-        return min(holders, key=lambda k: (k not in compiled, k[1], k[0])) if holders else None
+        # one compiled before costs nothing more (a needed one may yet move to a larger shape itself), so it
+        # comes first when running there wastes no more tokens than `few` steps of it hold; else the cheapest
+        cheap = [k for k in holders if k in compiled and counts[shape] * (k[1] - shape[1]) <= few * k[1]]
+        return min(cheap or holders, key=lambda k: (k[1], k[0])) if holders else None
 
     for shape in list(rare_shapes()):
         if is_rare(shape) and holder(shape) is not None:
@@ -146,8 +148,9 @@ def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.0
     for shape in list(rare_shapes()):
         if shape in plan or shape in compiled or not is_rare(shape):
             continue  # (a shape compiled before costs nothing more)
-        if holder(shape) is not None:  # a full shape chosen for an earlier one
-            merge([shape], holder(shape))
+        near = holder(shape)  # e.g. a full shape chosen for an earlier one, within the bound below
+        if near is not None and counts[shape] * (near[1] - shape[1]) <= few * near[1]:
+            merge([shape], near)
             continue
         full = None if batch_size is None else (shape[0], batch_size * shape[0])
         if full is not None and full != shape:

@@ -15,6 +15,7 @@ import pytest
 
 from helpers import ROOT, subprocess_env, tiny_config
 from jax_bert.train import loop as pretrain
+from jax_bert.train import sparse_config
 from jax_bert.train.logs import read_jsonl
 
 
@@ -32,7 +33,10 @@ def test_first_step_evaluations_and_final_sparsity_are_shown(cache_dir, tmp_path
     pretrain.run(config, str(tmp_path / "run"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     rows = read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))
-    assert [r["step"] for r in rows if "train/loss" in r] == [1, 4, 6]  # the first step too
+    # the first step too, every log_every, the last, and around each RigL update (updates at 2 and 4: all 6)
+    around = sparse_config.rigl_logged_steps(config.sparsity, 6)
+    assert around == {1, 2, 3, 4, 5, 6}
+    assert [r["step"] for r in rows if "train/loss" in r] == sorted({1, 4, 6} | around)
     assert "eval at step 3: loss" in text and "eval at step 6: loss" in text
     assert "sparsity at the end (step 6)" in text and "overall" in text
     from jax_bert.model import body
