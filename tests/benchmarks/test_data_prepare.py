@@ -31,5 +31,9 @@ def test_one_run_reports_the_childs_memory_and_tokens(tmp_path, monkeypatch):
     out = tmp_path / "out.json"
     data_prepare.main(["--mb", "1", "--workdir", str(tmp_path / "w"), "--json", str(out)])
     (row,) = json.loads(out.read_text())["rows"]
-    assert row["tokens"] > 200_000 and row["peak_rss_mb"] > row["rss_after_imports_mb"] > 0
+    assert row["tokens"] > 200_000
+    # ru_maxrss is a high-water mark: preparing 1 MB may never pass the peak the imports (jax, datasets)
+    # already set, so the peak is at least the imports' and, for 1 MB of text, not much more.
+    assert row["peak_rss_mb"] >= row["rss_after_imports_mb"] > 50
+    assert row["peak_rss_mb"] - row["rss_after_imports_mb"] < 1024
     assert row["module"].endswith(os.path.join("jax_bert", "data", "__init__.py"))
