@@ -104,7 +104,12 @@ def step_shape(lengths: np.ndarray, rows: np.ndarray, weights: np.ndarray, bucke
     return length, token_budget(int(real.sum(axis=1).max()), rows.shape[1], length)
 
 
-def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = 64,
+# A step shape fewer steps than this need runs at a larger one: about a compilation's cost of extra steps
+# (10-20 s to compile BERT-small on a 2-core CPU against about 0.3 s a step).
+SHAPE_MIN_STEPS = 64
+
+
+def plan_shapes(needs: Sequence[tuple[int, int]], compiled=(), rare: float = 0.05, few: int = SHAPE_MIN_STEPS,
                 batch_size: int | None = None) -> dict:
     """{needed shape: the shape it runs at}. Every distinct (bucket, tokens) shape is one compilation
     (10-20 s for BERT-small on a 2-core CPU), so a shape that fewer than `few` steps or `rare` of the

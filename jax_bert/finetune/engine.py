@@ -51,6 +51,7 @@ import sparsity
 from jax_bert.finetune.batching import (
     INPUT_KEYS,
     PACKING_KEYS,
+    SHAPE_MIN_STEPS,
     batch_indices,
     bucket_for,
     bucket_lengths,
@@ -294,7 +295,7 @@ def finetune(config: BertConfig, params, train: Mapping[str, np.ndarray],
              hp: HParams, *, num_labels: int | None = None, lr_scale=None,
              use_masks: bool = True, progress=None, log_every: int = 10, sharding="auto",
              keep_params: bool = False, seed_loop: str = "auto", length_buckets: int = 4,
-             pack_tokens: bool = True, shape_min_steps: int = 64,
+             pack_tokens: bool = True, shape_min_steps: int = SHAPE_MIN_STEPS,
              member_hps: Sequence[HParams] | None = None, head=CLASSIFIER) -> SeedRuns:
     """Fine-tune one task for every seed at once; return every split's logits per seed.
 

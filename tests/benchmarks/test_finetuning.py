@@ -65,3 +65,16 @@ def test_step_profile_times_every_part_of_a_warm_step(capsys):
     assert set(parts) == {"step", "grad", "optimizer", "embeddings", "host"}
     assert all(r["ms"] > 0 for r in parts.values()) and parts["step"]["of_step"] == 1.0
     assert out["tokens"] == 64 and "share of the step" in capsys.readouterr().out
+
+
+def test_the_projection_plans_shapes_as_a_full_size_run_would():
+    from argparse import Namespace
+
+    from glue import synthetic
+
+    cola = synthetic.GLUE_SIZES["cola"]["train"]
+    default = Namespace(shape_min_steps=None)
+    assert finetuning.full_size_min_steps("cola", cola, default) == 64  # the whole set: the planner's own
+    assert finetuning.full_size_min_steps("cola", cola // 4, default) == 16
+    assert finetuning.full_size_min_steps("cola", 40, default) == 0  # a tiny share: every shape its own
+    assert finetuning.full_size_min_steps("cola", cola // 2, Namespace(shape_min_steps=10)) == 5
