@@ -42,6 +42,7 @@ from glue import run as glue_run
 from glue.tasks import TASK_NAMES
 from jax_bert import files
 from jax_bert.cpu_load import CpuMonitor
+from jax_bert.train import recipe
 from study.report import write_ablation_report, write_horizon_report, write_report  # noqa: F401 (the API)
 from study.rows import glue_dir, glue_stage, glue_stages, row_config, rows_of, seeds_of, workdir
 
@@ -145,15 +146,22 @@ def _comparable(config: dict, wired: bool) -> dict:
     return d
 
 
+def _changed(written: dict, ours: dict, wired: bool) -> list[str]:
+    """The recipe keys in which the written config and ours differ, by the pretraining loop's own rule for
+    a resume (jax_bert/train/recipe.py): a key the written config lacks, added to the project after the run,
+    is not compared (a key is added with a default that keeps the old behaviour)."""
+    return [key for key, _, _ in recipe.changed_recipe(_comparable(written, wired), _comparable(ours, wired))]
+
+
 def _pretrain_finished(wd: Path, config: ml_collections.ConfigDict, wired: bool) -> bool:
     """Finished: its final evaluation is written. A work directory with another config is an error."""
     if (wd.parent / "checkpoints").is_dir() or (wd.parent / "eval_results.json").is_file():
         raise ValueError(f"{wd.parent} holds a run of the study's older one-seed layout; use a new --out.")
     written = wd / "config.json"
-    ours = _comparable(config.to_dict(), wired)
-    if written.is_file() and _comparable(json.loads(written.read_text()), wired) != ours:
-        raise ValueError(f"{wd} holds a run of another config (did the preset change?); delete that directory "
-                         f"or use another --out.")
+    changed = _changed(json.loads(written.read_text()), config.to_dict(), wired) if written.is_file() else []
+    if changed:
+        raise ValueError(f"{wd} holds a run of another config ({', '.join(changed[:5])} changed: did the preset "
+                         f"change?); delete that directory or use another --out.")
     results = wd / "eval_results.json"
     return results.is_file() and json.loads(results.read_text()).get("step") == config.train.steps
 

@@ -159,10 +159,19 @@ def test_tiny_study_end_to_end_seeds_claims_ablation_and_resume(tmp_path, monkey
     assert len(messages) == 7 and all("skipped" in m for m in messages)
     assert _table_row(only, preset.rows.rigl_per_tensor.label) == line
     assert f"| {preset.rows.rigl_drop10.label} |" not in only and f"| {preset.rows.rigl_kd.label} |" in only
+    # a run written before the project gained a config key (at its default) is still the same run
+    written = out / "rigl_per_tensor" / "seed0" / "config.json"
+    older = json.loads(written.read_text())
+    del older["tokenizer"]["train_documents"]
+    written.write_text(json.dumps(older))
+    messages.clear()
+    study.run_ablation(preset, str(out), rows=["rigl_per_tensor"], log=messages.append)
+    assert len(messages) == 7 and all("skipped" in m for m in messages)
 
     # a preset changed after a run is an error, not a silent reuse of the old results
     preset.rows.dense_short.config.optim.learning_rate = 1e-3
-    with pytest.raises(ValueError, match="dense_short/seed0 holds a run of another config"):
+    with pytest.raises(ValueError, match=r"dense_short/seed0 holds a run of another config \(optim.learning_rate "
+                                         "changed"):
         study.run_study(preset, str(out), seeds=2, log=lambda *_: None)
 
 
