@@ -27,11 +27,6 @@ _EVAL_FRACTION = flags.DEFINE_float("eval_fraction", 0.05, "Fraction of the vali
 _WINDOW = flags.DEFINE_integer("smoothing_window", 9, "Steps of the centred moving average (odd).")
 
 
-def parse(argv):
-    return cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
-                           keys_file="jax_bert/train/config.py", validate=pretrain_config.validate)
-
-
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
@@ -51,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse)
+    app.run(main, flags_parser=pretrain_config.parse_command_line)

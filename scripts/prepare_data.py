@@ -20,11 +20,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Work directory of the run (defa
                                                 "a trained vocabulary is kept in its tokenizer/.")
 
 
-def parse(argv):
-    return cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
-                           keys_file="jax_bert/train/config.py", validate=pretrain_config.validate)
-
-
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
@@ -37,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse)
+    app.run(main, flags_parser=pretrain_config.parse_command_line)

@@ -30,11 +30,6 @@ class _PlainLines(logging.Formatter):
         return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
 
 
-def parse(argv):
-    return cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
-                           keys_file="jax_bert/train/config.py", validate=pretrain_config.validate)
-
-
 def main(argv):
     del argv
     # Our progress at INFO; the libraries' (orbax logs every save) only when something is wrong.
@@ -56,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse)
+    app.run(main, flags_parser=pretrain_config.parse_command_line)

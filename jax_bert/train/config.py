@@ -323,6 +323,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
             optim.make_train_optimizer(config, abstract)
 
 
+def parse_command_line(argv, flag_values=None) -> list[str]:
+    """The absl `flags_parser` of the commands that take a pretraining config (pretrain.py, prepare_data.py,
+    lr_range_test.py): --config is required, its --config.KEY=VALUE overrides are checked against
+    base_config's keys, and any error is one line and exit status 2 (jax_bert.cli.parse_flags)."""
+    from absl import flags
+
+    from jax_bert import cli  # (the command line sits above the config it reads)
+
+    return cli.parse_flags(argv, default_file=None, defaults=base_config, keys_file="jax_bert/train/config.py",
+                           validate=validate, flag_values=flags.FLAGS if flag_values is None else flag_values)
+
+
 def load_config_file(path: str):
     """A config file (Python, with get_config()) as a module."""
     name = os.path.splitext(os.path.basename(path))[0]

@@ -41,9 +41,7 @@ def pretrain_script(monkeypatch, capsys):
         argv = ["pretrain.py", *args]
 
         def job():  # scripts/pretrain.py's parse, then its main's run
-            cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
-                            keys_file="jax_bert/train/config.py", validate=pretrain_config.validate,
-                            flag_values=values)
+            pretrain_config.parse_command_line(argv, flag_values=values)
             cli.run(lambda: pretrain.run(values.config, values.workdir))
 
         return stops_with_one_line(job, monkeypatch, capsys)

@@ -158,8 +158,7 @@ def test_bad_input_is_one_line(cache_dir, tmp_path, monkeypatch, capsys, args, m
             "--workdir", str(tmp_path / "bad")]
 
     def job():  # scripts/lr_range_test.py's parse, then its main's run
-        cli.parse_flags(argv, default_file=None, defaults=pretrain_config.base_config,
-                        keys_file="jax_bert/train/config.py", validate=pretrain_config.validate, flag_values=values)
+        pretrain_config.parse_command_line(argv, flag_values=values)
         cli.run(lambda: lr_range.run(values.config, values.workdir, min_lr=values.min_lr, max_lr=values.max_lr,
                                      steps=values.steps, mode=values.mode, eval_fraction=values.eval_fraction,
                                      window=values.smoothing_window))
