@@ -21,6 +21,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Local SQuAD files in the offi
                                 "dev-vX.json); default: the Hugging Face hub.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/squad/<model>-v<version>).")
 _NO_PROGRESS = flags.DEFINE_boolean("no_progress", False, "No progress bar.")
+_FRESH = flags.DEFINE_boolean("fresh", False, "Start --out afresh: results already there (of this or another "
+                              "checkpoint) are moved aside to OUT.replaced-N, not deleted.")
 
 
 def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
@@ -46,18 +48,23 @@ def quiet_libraries() -> None:
                                                                             f"{r.getMessage()}"})())
 
 
+_STOP = cli.SignalStop()  # run_command's: what a Ctrl-C or SIGTERM says was kept
+
+
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.WARNING)
     quiet_libraries()
     return cli.run(lambda: run.main(flags.FLAGS.config, checkpoint=_CHECKPOINT.value, seeds=_SEEDS.value,
                                     version=_VERSION.value, data_dir=_DATA_DIR.value, out=_OUT.value,
-                                    progress=not _NO_PROGRESS.value))
+                                    progress=not _NO_PROGRESS.value, fresh=_FRESH.value,
+                                    on_out=lambda out: setattr(_STOP, "kept", lambda: run.kept_after_stop(out))))
 
 
 def run_command() -> None:
     """scripts/squad.py: parse the command line and run."""
-    cli.exit_on_signals()
+    global _STOP
+    _STOP = cli.exit_on_signals()  # Ctrl-C / SIGTERM: one line naming what was kept, exit 130 / 143
     for flag in flags.FLAGS.get_key_flags_for_module(__name__):
         flags.FLAGS.register_key_flag_for_module(__import__("sys").argv[0], flag)
     app.run(main, flags_parser=parse)
