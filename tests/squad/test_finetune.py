@@ -108,3 +108,21 @@ def test_bad_config_is_named(change, message):
 def test_missing_data_is_one_line(tmp_path):
     with pytest.raises(data.SquadDataError, match="missing .*train-v1.1.json"):
         data.load("1.1", tmp_path)
+
+
+def test_bfloat16_compute_gives_finite_logits_close_to_float32(tiny):
+    """--config.dtype=bfloat16: the span head trains (params and loss stay float32) and its logits are those of
+    float32 to bf16's precision; the answers' ranking depends on logits relative to each other."""
+    _, config, params, _, feats = tiny
+    train, evals = _split(feats, rows=slice(0, 16)), {"validation": _split(feats, False)}
+    runs = {dtype: finetune(config.replace(dtype=dtype), params, train, evals, (0,), HP, head=SPAN)
+            for dtype in ("float32", "bfloat16")}
+    real = feats["attention_mask"] != 0
+    rel = {d: (r.logits["validation"] - r.logits["validation"][..., :1, :])[0][real] for d, r in runs.items()}
+    assert not runs["bfloat16"].failed.any() and np.isfinite(runs["bfloat16"].logits["validation"]).all()
+    diff = np.abs(rel["bfloat16"] - rel["float32"])
+    scale = np.abs(rel["float32"]).max()
+    print(f"bf16 vs fp32: max |diff| {diff.max():.4f}, mean {diff.mean():.4f}, logit scale {scale:.3f}")
+    assert diff.max() < 0.05 * scale and diff.mean() < 0.01 * scale
+    assert not np.array_equal(rel["bfloat16"], rel["float32"])  # bf16 did compute in bf16
+    np.testing.assert_allclose(runs["bfloat16"].final_loss, runs["float32"].final_loss, rtol=0.02)
