@@ -73,6 +73,7 @@ def train_and_score(config, bert_config, params, tokenizer, train_rows, eval_row
         runs = finetune(bert_config, params, _engine_split(train, True), {"validation": _engine_split(evals, False)},
                         seeds, hp, num_labels=2, head=SPAN, progress=on_progress, log_every=int(config.log_every),
                         seed_loop=str(config.seed_loop), length_buckets=int(config.length_buckets),
+                        pack_tokens=bool(config.pack_tokens),
                         use_masks=bool(config.keep_masks))
     finally:
         bar.close()

@@ -77,7 +77,8 @@ def search(search_config, *, version: str, config, hp: HParams, bert_config, par
     runs = finetune(bert_config, params, engine_split(fit, True), {"score": engine_split(scoring, False)}, seeds,
                     base, num_labels=2, head=SPAN, member_hps=member_hps, progress=progress,
                     log_every=int(config.log_every), seed_loop=str(config.seed_loop),
-                    length_buckets=int(config.length_buckets), use_masks=bool(config.keep_masks))
+                    length_buckets=int(config.length_buckets),
+                    pack_tokens=bool(config.pack_tokens), use_masks=bool(config.keep_masks))
     member_scores = np.array([np.nan if runs.failed[i] else score(version, score_rows, scoring,
                                                                   runs.logits["score"][i], config)
                               for i in range(len(seeds))])
