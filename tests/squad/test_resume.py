@@ -115,3 +115,41 @@ def test_a_folder_in_use_is_refused_naming_the_run(copy):
     finally:
         lock.release()
     assert again() == 0  # released: the same command goes on
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_in_one_line_and_the_same_command_finishes(finished, tmp_path):
+    """SIGINT while a run with other settings trains over a finished one: one line, exit 130, nothing half
+    written; the same command again trains and finishes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import jax
+
+    from helpers import ROOT, one_error_line, subprocess_env
+
+    data_dir, ckpt, out = finished
+    mine = tmp_path / "out"
+    shutil.copytree(out, mine)
+    args = ["--checkpoint", str(ckpt), "--data_dir", str(data_dir), "--seeds", "2", "--out", str(mine),
+            "--no_progress", "--config.max_length=64", "--config.doc_stride=16", "--config.batch_size=8",
+            "--config.epochs=1", "--config.learning_rate=2e-3", "--config.eval_batch_size=16"]
+    env = dict(subprocess_env(), JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir)
+    proc = subprocess.Popen([sys.executable, f"{ROOT}/scripts/squad.py", *args], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while (mine / "finished.json").exists():  # the earlier run is being replaced: it trains now
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert one_error_line(err) == (f"error: stopped by SIGINT; no run had finished in {mine}; run the same command "
+                                   "to start again")
+    assert "Fatal Python error" not in err and not list(mine.rglob(".tmp-*"))
+    assert run.main(_config(learning_rate=2e-3), checkpoint=str(ckpt), seeds=2, data_dir=str(data_dir),
+                    out=str(mine), progress=False) == 0
+    assert json.loads((mine / "finished.json").read_text())["recipe"]["config"]["learning_rate"] == 2e-3
