@@ -1,5 +1,6 @@
-"""SQuAD fine-tuning speed: ours (every seed in one compiled step, length buckets, the span head) against
-Hugging Face transformers' BertForQuestionAnswering in PyTorch fine-tuning the same seeds one after another.
+"""SQuAD fine-tuning speed: ours (every seed in one compiled step, length buckets, packed tokens, the span head)
+against Hugging Face transformers' BertForQuestionAnswering in PyTorch fine-tuning the same seeds one after
+another.
 
     python scripts/benchmark_squad.py [--seeds 3] [--train 96] [--eval 32] [--epochs 1] [--preset small]
         [--max_length 384] [--doc_stride 128] [--batch_size 12]

@@ -5,16 +5,15 @@ one line `error: ...` and exit status 2, before any work (jax_bert.cli).
 """
 import logging
 import os
-import re
 import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
-from ml_collections import config_flags
 
 import glue.config
-from glue import run, search_config
+from glue import run
 from jax_bert import cli, compile_cache
+from jax_bert.finetune import search_config
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Hugging Face BERT directory or pretraining work directory.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Runs (seeds 0..N-1) per task; overrides the per-task runs.")
@@ -43,34 +42,13 @@ def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
     _define_search(argv, flag_values)
     rest = cli.parse_flags(argv, default_file=glue.config.__file__, defaults=glue.config.get_config,
                            keys_file="glue/config.py", validate=glue.config.validate, flag_values=flag_values)
-    try:
-        if flag_values.search is not None:
-            search_config.validate(flag_values.search)
-    except Exception as e:  # noqa: BLE001 - the search file's load error, or validate's message
-        text = e.args[0] if isinstance(e, ValueError) and e.args else f"{type(e).__name__}: {e}"
-        cli.fail(f"--search: {text}", cli.USAGE)
+    search_config.check_flag(flag_values)
     return rest
 
 
 def _define_search(argv, flag_values: flags.FlagValues):
-    """--search FILE and its --search.KEY=VALUE overrides (config_flags reads them as it is defined);
-    an unknown key, a missing file or overrides without a file are one line and exit status 2."""
-    given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
-             for i, a in enumerate(argv) if re.fullmatch(r"--?search(=.*)?", a)]
-    for path in given:
-        if not os.path.isfile(path):
-            cli.fail(f"--search {path}: no such file; give a Python file with get_config(), e.g. "
-                     "glue/search_config.py.", cli.USAGE)
-    for arg in argv:
-        m = re.match(r"--?search\.([^=]+)", arg)
-        if m and not given:
-            cli.fail(f"{arg}: give the search file too (--search glue/search_config.py).", cli.USAGE)
-        problem = m and cli.unknown_key(search_config.get_config(), m.group(1), "glue/search_config.py")
-        if problem:
-            cli.fail(f"--search: {problem}", cli.USAGE)
-    config_flags.DEFINE_config_file("search", None, "Search each task's hyper-parameters first: a Python file "
-                                    "with get_config() (glue/search_config.py).", lock_config=True, sys_argv=argv,
-                                    flag_values=flag_values)
+    """--search FILE and its --search.KEY=VALUE overrides, as every task family's command line defines them."""
+    search_config.define_flag(argv, flag_values, default_file="glue/search_config.py")
 
 
 _STOP = cli.SignalStop()  # run_command's: what a Ctrl-C or SIGTERM says was kept

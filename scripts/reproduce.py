@@ -2,7 +2,7 @@
 
     python scripts/reproduce.py --scale tiny|small|base [--out DIR] [--glue_data_dir DIR] [--seeds N]
         [--pretrain_seeds N] [--glue_keep_masks preset|kept|regrow|both] [--ablation [--rows KEY,...]]
-        [--horizon [--horizons STEPS,...]]
+        [--horizon [--horizons STEPS,...]] [--squad DIR,...]
 
 The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
 rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
@@ -11,7 +11,9 @@ the named ablation rows (and the rows they are compared with). --horizon runs th
 horizon.md and horizon.png. --glue_keep_masks chooses whether a sparse
 model's zeros are kept while fine-tuning (kept: OUT/glue), free to regrow as in the original's table
 (regrow: OUT/glue_regrow), or both, each labelled in the GLUE table (default: the preset's). Rerunning
-the same command skips what is finished and resumes what was interrupted. Compiled programs are cached
+the same command skips what is finished and resumes what was interrupted. --squad adds SQuAD v1.1 EM / F1
+columns: the results of scripts/squad.py runs (their --out folders or results.json files, comma-separated),
+a run of a row's seed-0 model named by the row's label. Compiled programs are cached
 in DIR/jax_cache (seeds and rows of one shape compile once). See study/pipeline.py. A bad command line is one
 line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
@@ -42,6 +44,9 @@ def main(argv=None) -> int:
                         help="With --horizon: only these lengths (comma-separated steps, e.g. 150,1000).")
     parser.add_argument("--rows", default=None,
                         help="With --ablation: only these ablation rows (comma-separated keys) and the reference rows.")
+    parser.add_argument("--squad", default=None,
+                        help="SQuAD v1.1 results to show in the report (EM / F1): comma-separated --out folders of "
+                             "scripts/squad.py runs or their results.json files.")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jax_bert").setLevel(logging.INFO)
@@ -75,6 +80,16 @@ def main(argv=None) -> int:
             except ValueError:
                 raise ValueError(f"--horizons {args.horizons}: give whole numbers of steps, e.g. 150,1000.") from None
             study.with_horizons(preset, horizons)
+        squad_results = None if args.squad is None else [p for p in args.squad.split(",") if p]
+        if squad_results is not None:
+            if args.ablation or args.horizon:
+                raise ValueError("--squad adds columns to the study's report; drop --ablation and --horizon.")
+            from squad import report as squad_report
+
+            if not squad_results:
+                raise ValueError("--squad: give the --out folders of scripts/squad.py runs (or their results.json).")
+            for path in squad_results:  # each file readable now, not after hours of pretraining
+                squad_report.load_v11(path)
         glue_masks = GLUE_MASKS[args.glue_keep_masks]
         study.check(study.with_glue_masks(study.with_ablation_rows(study.with_seeds(preset, args.pretrain_seeds), rows),
                                           glue_masks), args.seeds)
@@ -87,7 +102,8 @@ def main(argv=None) -> int:
         text = cli.run(lambda: study.run_ablation(preset, out, pretrain_seeds=args.pretrain_seeds, rows=rows))
     else:
         text = cli.run(lambda: study.run_study(preset, out, glue_data_dir_arg=args.glue_data_dir, seeds=args.seeds,
-                                               pretrain_seeds=args.pretrain_seeds, glue_keep_masks=glue_masks))
+                                               pretrain_seeds=args.pretrain_seeds, glue_keep_masks=glue_masks,
+                                               squad_results=squad_results))
     print(text)
     return 0
 

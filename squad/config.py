@@ -31,12 +31,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.n_best = 20
     c.max_answer_length = 30
     c.null_threshold = 0.0
-    # Compute options (as glue/config.py): results do not depend on seed_loop or length_buckets.
+    # Compute options (as glue/config.py): results do not depend on seed_loop, length_buckets or pack_tokens.
     c.dtype = "float32"
     c.scan_layers = False
     c.remat = False
     c.seed_loop = "auto"
     c.length_buckets = 4
+    c.pack_tokens = True  # the body computes only the real tokens of a batch (packed); the same numbers
     c.log_every = 10
     # 0: every question; N: the first N (a quick run on part of the data).
     c.max_train_questions = 0

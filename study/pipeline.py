@@ -248,10 +248,12 @@ def with_glue_masks(study, keep_masks: tuple[bool, ...] | None):
 
 def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: str | None = None,
               seeds: int | None = None, pretrain_seeds: int | None = None,
-              glue_keep_masks: tuple[bool, ...] | None = None, log=print) -> str:
+              glue_keep_masks: tuple[bool, ...] | None = None, squad_results: list[str] | None = None,
+              log=print) -> str:
     """Runs (or resumes) the study's rows over their seeds, then GLUE; returns the report's markdown.
     `seeds`: runs per GLUE task (default: the protocol's); `pretrain_seeds`: instead of the preset's;
-    `glue_keep_masks`: GLUE's keep_masks settings instead of the preset's."""
+    `glue_keep_masks`: GLUE's keep_masks settings instead of the preset's; `squad_results`: SQuAD v1.1
+    results (scripts/squad.py --out folders or their results.json) whose EM / F1 the report shows."""
     study = with_glue_masks(with_seeds(study, pretrain_seeds), glue_keep_masks)
     check(study, seeds)
     out_path = Path(out)
@@ -260,7 +262,7 @@ def run_study(study: ml_collections.ConfigDict, out: str, *, glue_data_dir_arg: 
     run_pretraining(study, out_path, rows_of(study, "study"), state, log)
     data_dir, synthetic_data = glue_data_dir(study, out_path, glue_data_dir_arg)
     glue_dirs = run_glue(study, out_path, data_dir, seeds, state, log)
-    return write_report(study, out_path, glue_dirs, synthetic_data, state)
+    return write_report(study, out_path, glue_dirs, synthetic_data, state, squad_results)
 
 
 def with_ablation_rows(study, rows: list[str] | None):

@@ -180,7 +180,25 @@ def _masks_text(study) -> str:
     return "Sparse masks during fine-tuning: " + "; ".join(words[bool(m)] for m in study.glue.keep_masks) + "."
 
 
-def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, state: dict) -> str:
+def squad_section(study, out: Path, squad_results: list[str]) -> list[str]:
+    """The report's SQuAD v1.1 lines: EM and F1 of each results file (scripts/squad.py runs), a run of a row's
+    seed-0 model named by the row's label."""
+    import os
+
+    from squad import report as squad_report
+
+    labels = {os.path.abspath(workdir(out, key, 0)): study.rows[key].label for key in rows_of(study, "study")}
+    results = [squad_report.load_v11(path) for path in squad_results]
+    table = squad_report.v11_table(results, lambda r: labels.get(os.path.abspath(r["checkpoint"]), r["model"]))
+    return ["## SQuAD v1.1", "", "Dev set, exact match and F1 as the official script scores them: the best seed "
+            "(by F1) and mean ± std over seeds (scripts/squad.py; files: "
+            + ", ".join(f"`{r['file']}`" for r in results) + ").", "", table]
+
+
+def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, state: dict,
+                 squad_results: list[str] | None = None) -> str:
+    """report.md; `squad_results`: SQuAD v1.1 results (--out folders or results.json files) whose EM and F1
+    the report shows after GLUE."""
     keys = rows_of(study, "study")
     sums = summaries(study, out, keys)
     labels = {k: study.rows[k].label for k in study.order}
@@ -197,7 +215,10 @@ def write_report(study, out: Path, glue_dirs: list[Path], synthetic_data: bool, 
              stats.claims_section(_claim_losses(study, out, keys), labels, horizon(study)),
              glue_title, "", f"Fine-tuned from the models of pretraining seed(s) {glue_seeds} only"
              + (" on generated tasks: they test the pipeline, not the models' language skills." if synthetic_data
-                else "."), "", _masks_text(study), "", table, "", "## Settings per row", ""]
+                else "."), "", _masks_text(study), "", table, ""]
+    if squad_results:
+        lines += squad_section(study, out, squad_results) + [""]
+    lines += ["## Settings per row", ""]
     for key in keys:
         row = study.rows[key]
         seeds = len(seeds_of(study, key))

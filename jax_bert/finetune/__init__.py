@@ -4,6 +4,7 @@
     seeds.py     the seed axis: vmapped or looped per device, each seed's own head and dropout
     batching.py  the host side: data order, length buckets, packed tokens, the plan of step shapes
     hparams.py   HParams and the learning rate of every step, per search member
+    search.py    a hyper-parameter search's grid, split, choice and hparams files (search_config.py: its keys)
 
 A task family (glue/) tokenizes its data into {input_ids, attention_mask, token_type_ids, labels}, fills
 an HParams from its config, calls `finetune` and scores the logits with its own metrics.

@@ -10,7 +10,8 @@ compiled steps are cached per head. Two heads:
                 ([batch, length, 2]); the loss is the mean of the start and end cross-entropies (SQuAD).
                 Labels are [batch, 2] (start and end token). Padding positions are left out of the softmax,
                 so the length bucket a batch runs at changes nothing (Hugging Face counts them in; on a batch
-                without padding the two are the same, which the parity test checks).
+                without padding the two are the same, which the parity test checks). It trains and scores
+                on packed tokens as the classifier does: the body computes only the real tokens.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from jax_bert import model
 from jax_bert.finetune.seeds import head_key, one_seed_params
+from jax_bert.model.packing import to_padded
 
 # Every GLUE task (1, 2 or 3 labels) shares one set of compiled programs: the classifier has at least this
 # many columns; those past a task's labels start at zero, their logits are masked out of the loss (so they
@@ -105,7 +107,7 @@ class ClassifierHead:
 
 @dataclasses.dataclass(frozen=True)
 class SpanHead:
-    packable: bool = False  # the body's "none" head computes the padded layout
+    packable: bool = True  # the body runs on packed tokens; the logits move back to the padded layout
 
     def init(self, config, base, seed):
         """One seed's params: the body without its pooler (BertForQuestionAnswering has none) and
@@ -115,17 +117,21 @@ class SpanHead:
         return {"bert": bert, "qa_outputs": {"kernel": kernel, "bias": jnp.zeros((2,), jnp.float32)}}
 
     def apply(self, config, params, batch, dropout_rng=None, packing=None):
-        """[batch, length, 2]: start and end logits of every position (float32)."""
-        if packing is not None:
-            raise ValueError("the span head runs on padded batches, not packed tokens.")
+        """[batch, length, 2]: start and end logits of every position (float32). With `packing` the body and
+        qa_outputs compute the real tokens only, and the logits of padding positions are 0 (the loss and
+        the answers never read them)."""
         hidden = model.apply(config, {"bert": params["bert"]}, batch["input_ids"], batch.get("attention_mask"),
-                             batch["token_type_ids"], head="none", dropout_rng=dropout_rng)
+                             batch["token_type_ids"], head="none", dropout_rng=dropout_rng, packing=packing)
         out = params["qa_outputs"]
-        return hidden.astype(jnp.float32) @ out["kernel"].astype(jnp.float32) + out["bias"].astype(jnp.float32)
+        logits = hidden.astype(jnp.float32) @ out["kernel"].astype(jnp.float32) + out["bias"].astype(jnp.float32)
+        return logits if packing is None else to_padded(logits, packing)
 
     def loss(self, logits, batch):
         """Mean over real rows of (CE(start) + CE(end)) / 2, the softmax over the real positions."""
-        real = batch["attention_mask"][:, :, None] != 0
+        if "attention_mask" in batch:
+            real = batch["attention_mask"][:, :, None] != 0
+        else:  # a packed batch (jax_bert/model/packing.py): a slot is real when it holds a packed token
+            real = batch["slot_token"][:, :, None] < batch["input_ids"].shape[-1]
         logp = jax.nn.log_softmax(jnp.where(real, logits, -1e9), axis=1)  # [B, L, 2]
         labels = batch["labels"].astype(jnp.int32)  # [B, 2]
         picked = jnp.take_along_axis(logp, labels[:, None, :], axis=1)[:, 0, :]  # [B, 2]

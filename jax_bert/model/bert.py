@@ -295,8 +295,8 @@ class Pooler(nn.Module):
 class BertEncoder(nn.Module):
     """Embeddings + encoder (+ pooler): the `bert/` subtree. With first_token_only (classifiers) the
     sequence output is the first position only, [batch, 1, hidden], unless the layers are scanned.
-    With `packing` (classifiers; see packing.py) the inputs are packed tokens and so is the sequence
-    output, except for first_token_only's [batch, 1, hidden]."""
+    With `packing` (see packing.py) the inputs are packed tokens and so is the sequence output, except for
+    first_token_only's [batch, 1, hidden]."""
 
     config: BertConfig
     add_pooler: bool = False
@@ -364,12 +364,13 @@ class Bert(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, masked_positions=None, packing=None):
-        """packing (classifier only): input_ids and token_type_ids are packed tokens [T] and packing holds
-        their index arrays (packing.py); attention_mask [batch, length] defaults to their real slots."""
+        """packing (the classifier, or no head): input_ids and token_type_ids are packed tokens [T] and packing
+        holds their index arrays (packing.py); attention_mask [batch, length] defaults to their real slots.
+        With no head the output is packed too: [T, hidden]."""
         cfg = self.config
         if packing is not None:
-            if self.head != "classifier":
-                raise ValueError(f"packed tokens are for the classifier head only, not {self.head!r}.")
+            if self.head not in ("classifier", "none"):
+                raise ValueError(f"packed tokens are for the classifier head or none, not {self.head!r}.")
             if attention_mask is None:
                 attention_mask = (packing["slot_token"] < input_ids.shape[0]).astype(jnp.int32)
         if attention_mask is None:
@@ -432,7 +433,8 @@ def logical_axes(config: BertConfig, head: str = "mlm") -> dict[str, Any]:
 def apply(config: BertConfig, params, input_ids, attention_mask=None, token_type_ids=None, *,
           head: str = "mlm", masked_positions=None, dropout_rng=None, packing=None):
     """Runs the model; dropout is on exactly when `dropout_rng` is given (training). packing: the
-    classifier on packed tokens (packing.py), which computes what the padded batch computes."""
+    classifier, or the body alone (head="none", whose output is then [T, hidden]), on packed tokens
+    (packing.py), which computes what the padded batch computes."""
     deterministic = dropout_rng is None
     rngs = None if deterministic else {"dropout": dropout_rng}
     return Bert(config, head, deterministic).apply(

@@ -86,7 +86,8 @@ def packed(width: int, tokens: int):
 @pytest.mark.parametrize("scan_layers", [False, True])
 def test_packed_tokens_compute_what_the_padded_batch_computes(params, scan_layers):
     """Eval logits, training-mode logits (dropout masks included) and gradients of the classifier on
-    packed tokens (with dummy rows past the real ones) equal those of the padded batch."""
+    packed tokens (with dummy rows past the real ones) equal those of the padded batch, and so does the
+    body's output alone (the span head's input)."""
     cfg = CFG.replace(dropout_layout_length=FULL, scan_layers=scan_layers)
     p = model.match_layout(params, scan_layers, CFG.num_hidden_layers)
     ids, types, packing = packed(40, sum(LENGTHS) + 13)
@@ -101,8 +102,17 @@ def test_packed_tokens_compute_what_the_padded_batch_computes(params, scan_layer
     grads = [jax.jit(jax.grad(lambda q: logits(q, jax.random.key(9), packed_tokens).sum()))(p)
              for packed_tokens in (1, 0)]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *grads)
-    with pytest.raises(ValueError, match="classifier head only"):
-        apply(cfg, p, ids, None, types, head="none", packing=packing)
+    # The body alone (the span head's): its packed rows are the padded batch's real positions, dropout included.
+    from jax_bert.model.packing import to_padded
+
+    real = batch(40)[1] != 0
+    rows = apply(cfg, p, ids, None, types, head="none", dropout_rng=jax.random.key(9), packing=packing)
+    full = apply(cfg, p, *batch(FULL), head="none", dropout_rng=jax.random.key(9))
+    assert rows.shape == (len(ids), CFG.hidden_size)
+    np.testing.assert_allclose(np.asarray(to_padded(rows, packing))[real], np.asarray(full)[:, :40][real],
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="for the classifier head or none, not 'mlm'"):
+        apply(cfg, p, ids, None, types, head="mlm", packing=packing)
 
 
 def test_pack_indices():

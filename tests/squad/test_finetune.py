@@ -108,3 +108,41 @@ def test_bad_config_is_named(change, message):
 def test_missing_data_is_one_line(tmp_path):
     with pytest.raises(data.SquadDataError, match="missing .*train-v1.1.json"):
         data.load("1.1", tmp_path)
+
+
+def test_bfloat16_compute_gives_finite_logits_close_to_float32(tiny):
+    """--config.dtype=bfloat16: the span head trains (params and loss stay float32) and its logits are those of
+    float32 to bf16's precision; the answers' ranking depends on logits relative to each other."""
+    _, config, params, _, feats = tiny
+    train, evals = _split(feats, rows=slice(0, 16)), {"validation": _split(feats, False, rows=slice(0, 16))}
+    runs = {dtype: finetune(config.replace(dtype=dtype), params, train, evals, (0,), HP, head=SPAN, length_buckets=1)
+            for dtype in ("float32", "bfloat16")}
+    real = feats["attention_mask"][:16] != 0
+    rel = {d: (r.logits["validation"] - r.logits["validation"][..., :1, :])[0][real] for d, r in runs.items()}
+    assert not runs["bfloat16"].failed.any() and np.isfinite(runs["bfloat16"].logits["validation"]).all()
+    diff = np.abs(rel["bfloat16"] - rel["float32"])
+    scale = np.abs(rel["float32"]).max()
+    print(f"bf16 vs fp32: max |diff| {diff.max():.4f}, mean {diff.mean():.4f}, logit scale {scale:.3f}")
+    assert diff.max() < 0.05 * scale and diff.mean() < 0.01 * scale
+    assert not np.array_equal(rel["bfloat16"], rel["float32"])  # bf16 did compute in bf16
+    np.testing.assert_allclose(runs["bfloat16"].final_loss, runs["float32"].final_loss, rtol=0.02)
+
+
+def test_packed_tokens_change_no_number(tiny):
+    """The span head on packed tokens (the body computes only the real tokens) trains and scores as on padded
+    batches: the same losses, the same logits at every real position, at several buckets, with dropout."""
+    _, config, params, _, feats = tiny
+    lengths = feats["attention_mask"].sum(1)
+    rows = np.sort(np.concatenate([np.flatnonzero(lengths <= 40), np.flatnonzero(lengths > 40)[:4]]))
+    train, evals = _split(feats, rows=rows), {"validation": _split(feats, False)}
+    runs = {packed: finetune(config, params, train, evals, (0, 1), HP, head=SPAN, length_buckets=3,
+                             pack_tokens=packed, shape_min_steps=1) for packed in (True, False)}
+    assert len(runs[True].bucket_steps) > 1 and not runs[True].failed.any()
+    assert config.hidden_dropout_prob > 0  # the dropout masks are drawn per padded position either way
+    np.testing.assert_allclose(runs[True].final_loss, runs[False].final_loss, rtol=1e-5)
+    np.testing.assert_allclose([loss for _, loss in runs[True].loss_log], [loss for _, loss in runs[False].loss_log],
+                               rtol=1e-5)
+    real = feats["attention_mask"] != 0
+    rel = {p: r.logits["validation"] - r.logits["validation"][..., :1, :] for p, r in runs.items()}
+    np.testing.assert_allclose(rel[True][:, real], rel[False][:, real], atol=2e-5)
+    assert np.all(runs[True].logits["validation"][:, ~real] == 0)  # padding positions are never computed

@@ -387,3 +387,49 @@ def test_claim_3_against_the_fair_dense_baseline_once_it_has_run(tmp_path):
     text = study_stats.claims_section(losses, {k: preset.rows[k].label for k in preset.order}, "150 steps")
     assert sum(f"vs {preset.rows.dense_onecycle_kd.label}: **contradicted**" in line
                for line in text.splitlines()) == 2  # both sparse rows above the fair dense baseline
+
+
+def _squad_results(path, checkpoint, version, scores):
+    """A results.json as scripts/squad.py writes it: `scores` is [(exact_match, f1) or None for a failed seed]."""
+    em = "exact_match" if version == "1.1" else "exact"
+    runs = [{"seed": s, "error": "diverged"} if m is None else
+            {"seed": s, "metrics": {em: m[0], "f1": m[1], "answered": 8}} for s, m in enumerate(scores)]
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(json.dumps({"model": os.path.basename(checkpoint), "checkpoint": checkpoint,
+                                                   "version": version, "questions": 8, "body_sparsity": 79.58,
+                                                   "runs": runs}))
+    return str(path)
+
+
+def test_the_report_shows_squad_v11_em_and_f1_per_model(tmp_path):
+    from study import report as study_report
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    out = tmp_path / "study"
+    row = _squad_results(tmp_path / "a", str(study_rows.workdir(out, "static_kd", 0)), "1.1",
+                         [(50.0, 60.0), None, (62.5, 70.25), (37.5, 55.0)])
+    other = _squad_results(tmp_path / "b", "/models/elsewhere", "1.1", [(12.5, 20.0)])
+    text = "\n".join(study_report.squad_section(preset, out, [row, os.path.join(other, "results.json")]))
+    assert text.startswith("## SQuAD v1.1")
+    em, f1 = np.array([50.0, 62.5, 37.5]), np.array([60.0, 70.25, 55.0])
+    assert _table_row(text, preset.rows["static_kd"].label)[1:] == [
+        "79.58", "62.50", "70.25", f"{em.mean():.2f} ± {em.std(ddof=1):.2f}", f"{f1.mean():.2f} ± {f1.std(ddof=1):.2f}",
+        "3 of 4"]
+    assert _table_row(text, "elsewhere")[1:] == ["79.58", "12.50", "20.00", "12.50", "20.00", "1 of 1"]
+
+
+def test_reproduce_refuses_squad_results_it_cannot_show(tmp_path, capsys, reproduce_main):
+    v2 = _squad_results(tmp_path / "v2", "/models/m", "2.0", [(50.0, 60.0)])
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "results.json").write_text("{")
+    v1 = _squad_results(tmp_path / "v1", "/models/m", "1.1", [(50.0, 60.0)])
+    for args, message in [(["--squad", v2], "SQuAD v2.0 results; the columns are SQuAD v1.1 EM and F1"),
+                          (["--squad", str(tmp_path / "damaged")], "not a SQuAD results file (JSONDecodeError"),
+                          (["--squad", str(tmp_path / "none")], "no results.json there"),
+                          (["--squad", v1, "--ablation"], "drop --ablation and --horizon")]:
+        with pytest.raises(SystemExit) as exit:
+            reproduce_main(["--scale", "tiny", "--out", str(tmp_path / "s"), *args])
+        stderr = capsys.readouterr().err
+        assert exit.value.code == 2 and stderr.strip().splitlines() == [stderr.strip()], stderr
+        assert stderr.startswith("error: ") and message in stderr, stderr
+    assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
