@@ -28,6 +28,11 @@ from jax_bert.train import step as train_step
 MEMORY_MODEL = ("XLA:CPU's memory analysis of the step compiled for fake CPU devices (no GPU compiler "
                 "here); a GPU's buffers differ, and XLA:CPU all-reduces what a GPU reduce-scatters")
 ACCUMULATION = (1, 2, 4, 8)
+# A plan reads XLA's buffer assignment, cost analysis and optimised HLO, all fixed before the CPU backend
+# turns the kernels into machine code; the program never runs, so LLVM need not optimise that code. On
+# rigl_4x_wide for 64 devices LLVM's optimisation was about half of a compile (docs/scaling.md), and
+# tests/plan hold memory, FLOPs and collectives equal to a default compile's.
+ANALYSIS_ONLY = {"xla_backend_optimization_level": 0}
 
 
 def mesh_sizes(config: ml_collections.ConfigDict, devices: int) -> tuple[int, int, int]:
@@ -103,7 +108,8 @@ def measure(config: ml_collections.ConfigDict, sizes: Sequence[int], *, devices=
 
     start = time.perf_counter()
     compiled, _ = step_cost.compile_train_step(program, mesh, teachers, rows=recipe.micro_rows, length=recipe.seq_len,
-                                               slots=recipe.slots, accum_steps=recipe.accum_steps)
+                                               slots=recipe.slots, accum_steps=recipe.accum_steps,
+                                               compiler_options=ANALYSIS_ONLY)
     cost = step_cost.cost_of(compiled, time.perf_counter() - start)
     out["compile_seconds"] = cost.compile_seconds
     compiled_bytes = {"arguments": cost.argument_bytes, "outputs": cost.output_bytes, "aliased": cost.alias_bytes,

@@ -91,12 +91,14 @@ def abstract_batch(mesh: Mesh, *, rows: int, length: int, slots: int, accum_step
 
 
 def compile_train_step(program: train_step.Program, mesh: Mesh, teachers: Sequence[Teacher] = (), *,
-                       rows: int, length: int, slots: int, accum_steps: int = 1):
-    """(compiled train step, compile seconds) for a micro-batch of `rows` sequences of `length`."""
+                       rows: int, length: int, slots: int, accum_steps: int = 1,
+                       compiler_options: dict | None = None):
+    """(compiled train step, compile seconds) for a micro-batch of `rows` sequences of `length`;
+    `compiler_options`: XLA debug options for this compile only (planner.ANALYSIS_ONLY)."""
     state = _on(program.abstract_state, program.shardings)
     batch = abstract_batch(mesh, rows=rows, length=length, slots=slots, accum_steps=accum_steps)
     start = time.perf_counter()
-    compiled = program.train_step.lower(state, batch, [t.params for t in teachers]).compile()
+    compiled = program.train_step.lower(state, batch, [t.params for t in teachers]).compile(compiler_options)
     return compiled, time.perf_counter() - start
 
 

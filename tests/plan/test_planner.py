@@ -158,3 +158,41 @@ def test_the_script_plans_on_two_fake_devices_and_writes_json(tmp_path):
     out = subprocess.run([sys.executable, PLAN, *tiny, "--mesh", "2,1,1", "--config.train.global_batch_size=3"],
                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "does not split over data x fsdp = 2 shards" in one_error_line(out.stderr)
+
+
+# A child with 2 fake devices: the tiny recipe on fsdp 2 (all-gathers and all-reduces) compiled with the
+# planner's options and with XLA's defaults; prints both compiles' figures as JSON.
+_BOTH_COMPILES = """
+import json, sys
+sys.path.append("tests")
+import jax
+from eight_devices import plan_config
+from jax_bert.plan import hlo, planner, recipe
+from jax_bert.train import sharding, step_cost
+config = plan_config()
+config.sparsity.enabled = False  # dense: the same kinds of collectives, half the compile time
+r = recipe.recipe_of(config)
+mesh = sharding.mesh_of((1, 2, 1))
+program, teachers = planner.build(r, mesh)
+out = {}
+for name, options in (("default", None), ("planner", planner.ANALYSIS_ONLY)):
+    compiled, _ = step_cost.compile_train_step(program, mesh, teachers, rows=r.micro_rows, length=r.seq_len,
+                                               slots=r.slots, compiler_options=options)
+    cost = step_cost.cost_of(compiled)
+    found, _ = hlo.collectives(compiled.as_text())
+    out[name] = {"memory": [cost.argument_bytes, cost.output_bytes, cost.alias_bytes, cost.temp_bytes],
+                 "flops": cost.flops, "collectives": sorted(map(repr, found)), "hlo": compiled.as_text()}
+print(json.dumps(out))
+"""
+
+
+def test_the_planners_compile_reads_what_a_default_compile_reads():
+    """ANALYSIS_ONLY skips LLVM's optimisation of machine code the plan never runs: XLA's memory, FLOPs,
+    collectives and optimised HLO are those of a default compile, on a mesh with collectives."""
+    out = subprocess.run([sys.executable, "-c", _BOTH_COMPILES], cwd=ROOT, env=subprocess_env(2),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    both = json.loads(out.stdout.strip().splitlines()[-1])
+    default, planned = both["default"], both["planner"]
+    assert any("all-gather" in c for c in default["collectives"]) and default["memory"][3] > 0
+    assert planned == default
