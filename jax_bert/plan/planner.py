@@ -213,10 +213,11 @@ def search(config, devices: int, acc: Accelerator, log=print, **kwargs) -> list[
     model, so the first that fits is that mesh's best); the plans sorted: fitting ones by projected
     time, then the rest.
 
-    Compiles are what a search costs (a minute each for a wide BERT on 64 devices), so it skips two kinds:
-    an accumulation whose peak, extrapolated from the two before it (peak = a + b / accumulation), is
-    over the budget; and, for each tensor size, the meshes with less fsdp than one that fits nothing
-    (fsdp only takes memory off a device). Skipped meshes are listed, marked as such."""
+    Compiles are what a search costs (15 to 60 s each for a wide BERT on 64 devices), so it skips three
+    kinds: an accumulation whose peak, extrapolated from the two before it (peak = a + b / accumulation),
+    is over the budget; remat, when a itself (the peak of no activations) is over it; and, for each
+    tensor size, the meshes with less fsdp than one that fits nothing (fsdp only takes memory off a
+    device). Skipped meshes are listed, marked as such."""
     rows = []
     heads = int(config.model.num_attention_heads)
     meshes = sorted(factorizations(devices, heads, acc.gpus_per_node), key=lambda m: (m[2], -m[1]))
@@ -256,12 +257,19 @@ def _least_that_fits(config, mesh, acc: Accelerator, log, **kwargs) -> dict | No
             peaks.append((accum, result["compiled_bytes"]["peak"]))
             if result["fits"]:
                 return result
+        if len(peaks) >= 2 and predicted_peak(peaks, math.inf) > 1.05 * best["budget_bytes"]:
+            # What no micro-batch shrinks (the state, its gradients, their temporaries) is over the budget
+            # by itself: remat, which only shrinks activations, cannot bring the peak under it either.
+            best["remat_skipped"] = (f"remat not compiled: the peak without activations, extrapolated "
+                                     f"from accumulation {peaks[-2][0]} and {peaks[-1][0]}, is over the budget")
+            log(f"  mesh {'x'.join(map(str, mesh))}: {best['remat_skipped']}")
+            return best
     return best
 
 
 def predicted_peak(peaks: list[tuple[int, int]], accum: int) -> float:
-    """The peak at `accum`, from the last two (accumulation, peak): peak = a + b / accumulation (the
-    activations shrink with the micro-batch, the state does not)."""
+    """The peak at `accum` (math.inf: a, what no accumulation removes), from the last two (accumulation,
+    peak): peak = a + b / accumulation (the activations shrink with the micro-batch, the state does not)."""
     (a1, p1), (a2, p2) = peaks[-2:]
     b = (p1 - p2) / (1 / a1 - 1 / a2)
     return p1 - b / a1 + b / accum

@@ -196,3 +196,29 @@ def test_the_planners_compile_reads_what_a_default_compile_reads():
     default, planned = both["default"], both["planner"]
     assert any("all-gather" in c for c in default["collectives"]) and default["memory"][3] > 0
     assert planned == default
+
+
+def test_the_search_skips_remat_when_the_peak_without_activations_is_over_the_budget(monkeypatch):
+    """fsdp 2 given 1 GiB of temporaries that no micro-batch shrinks: 4 + 1 GiB is over 4.6 GiB whatever the
+    accumulation, so after accumulation 1 and 2 (and 4, 8 extrapolated over) remat is not compiled."""
+    compiled = []
+
+    def measure(config, sizes, **kwargs):
+        out = fake_measure(config, sizes, **kwargs)
+        if kwargs.get("compile_step", True):
+            compiled.append((tuple(sizes), out["accum_steps"], out["remat"]))
+            if sizes[1] == 2:
+                out["compiled_bytes"]["peak"] += 2**30
+        return out
+
+    monkeypatch.setattr(planner, "measure", measure)
+    small = dataclasses.replace(accelerators.accelerator("a100-40gb"), hbm_bytes=int(4.6 * 2**30 / 0.9))
+    config = plan_config()
+    config.train.global_batch_size = 64
+    lines = []
+    rows = planner.search(config, 8, small, log=lines.append)
+    fsdp2 = {tuple(r["mesh"].values()): r for r in rows}[(4, 2, 1)]
+    assert not fsdp2["fits"] and "remat not compiled" in fsdp2["remat_skipped"]
+    assert [c for c in compiled if c[0] == (4, 2, 1)] == [((4, 2, 1), 1, False), ((4, 2, 1), 2, False)]
+    assert any("mesh 4x2x1: remat not compiled" in line for line in lines)
+    assert ((1, 8, 1), 4, False) in compiled  # a mesh whose state leaves room still gets what fits
