@@ -1,14 +1,15 @@
 """What a pretraining recipe needs on a cluster, before the cluster is rented:
 
     python scripts/plan.py --config configs/X.py --devices N [--mesh D,F,T] [--accelerator NAME]
-        [--search] [--json PATH] [--mfu 0.4] [--reserve 0.1] [--config.a.b=value ...]
+        [--search [--workers 2]] [--json PATH] [--mfu 0.4] [--reserve 0.1] [--config.a.b=value ...]
 
 compiles the config's real train step for N devices (fake CPU devices in a child process: nothing runs,
 nothing is allocated, no data or network) and prints per device the state's bytes, the compiled
 memory, FLOPs, collectives, a projected step and run time on the accelerator (v100-32gb, a100-40gb,
 a100-80gb, h100-80gb, h200) and whether it fits; when it does not, the smallest change that does.
 --search tries every mesh of N devices (with accumulation and remat as needed) and ranks those that fit
-by projected time. A bad command line is one line `error: ...` and exit status 2.
+by projected time (--workers: that many meshes at once, in worker processes). A bad command line is
+one line `error: ...` and exit status 2.
 """
 import os
 import subprocess
@@ -48,6 +49,8 @@ _SEARCH = flags.DEFINE_boolean("search", False, "Try every mesh of --devices and
 _JSON = flags.DEFINE_string("json", None, "Also write the figures (bytes as integers) to this JSON file.")
 _MFU = flags.DEFINE_float("mfu", 0.4, "The model FLOPs utilisation the projected times assume.")
 _RESERVE = flags.DEFINE_float("reserve", 0.1, "Fraction of the accelerator's memory not planned for.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "--search: meshes planned at once, each in its own process "
+                                "(the rows do not depend on it).")
 
 
 def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
@@ -59,7 +62,8 @@ def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
 
     try:
         command.check_arguments(devices=_DEVICES.value, mesh=_MESH.value, accelerator=_ACCELERATOR.value,
-                                mfu=_MFU.value, reserve=_RESERVE.value, search=_SEARCH.value)
+                                mfu=_MFU.value, reserve=_RESERVE.value, search=_SEARCH.value,
+                                workers=_WORKERS.value)
     except ValueError as e:
         cli.fail(str(e), cli.USAGE)
     return rest
@@ -73,7 +77,8 @@ def main(argv, flag_values: flags.FlagValues = flags.FLAGS):
     try:
         command.run(flag_values.config, config_file=flag_values["config"].config_filename, devices=_DEVICES.value,
                     mesh=_MESH.value, accelerator=_ACCELERATOR.value, mfu=_MFU.value, reserve=_RESERVE.value,
-                    search=_SEARCH.value, json_path=_JSON.value, command=" ".join(["scripts/plan.py", *sys.argv[1:]]))
+                    search=_SEARCH.value, workers=_WORKERS.value, json_path=_JSON.value,
+                    command=" ".join(["scripts/plan.py", *sys.argv[1:]]))
     except ValueError as e:  # a mesh, batch or teacher the recipe cannot use: input, as the flags are
         if os.environ.get("JAX_BERT_TRACEBACK"):
             raise

@@ -16,7 +16,8 @@ from jax_bert import files
 from jax_bert.plan import accelerators, planner, report
 
 
-def check_arguments(*, devices, mesh, accelerator: str, mfu: float, reserve: float, search: bool) -> None:
+def check_arguments(*, devices, mesh, accelerator: str, mfu: float, reserve: float, search: bool,
+                    workers: int = 1) -> None:
     """Each bad value is a ValueError naming it (the script makes it one line and exit status 2)."""
     if devices is None or devices < 1:
         raise ValueError(f"--devices must be an integer >= 1 (the cluster's accelerators), got {devices}.")
@@ -25,6 +26,10 @@ def check_arguments(*, devices, mesh, accelerator: str, mfu: float, reserve: flo
         raise ValueError(f"--mfu must be in (0, 1], got {mfu}.")
     if not 0 <= reserve < 1:
         raise ValueError(f"--reserve must be in [0, 1), got {reserve}.")
+    if workers is None or workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1 (meshes planned at once), got {workers}.")
+    if workers != 1 and not search:
+        raise ValueError("--workers applies to --search only (one plan is one compile).")
     if mesh is not None:
         if search:
             raise ValueError("give --mesh or --search, not both (--search tries every mesh).")
@@ -44,7 +49,7 @@ def parse_mesh(text: str) -> tuple[int, int, int]:
 
 
 def run(config, *, config_file: str, devices: int, mesh: str | None, accelerator: str, mfu: float = 0.4,
-        reserve: float = 0.1, search: bool = False, json_path: str | None = None, command: str = "",
+        reserve: float = 0.1, search: bool = False, workers: int = 1, json_path: str | None = None, command: str = "",
         out=print) -> dict:
     """Plans `config` and prints it; returns what --json writes."""
     acc = accelerators.accelerator(accelerator)
@@ -55,7 +60,7 @@ def run(config, *, config_file: str, devices: int, mesh: str | None, accelerator
     result = {"command": command, "config": config_file, "accelerator": acc.name, "accelerator_source": acc.source}
     out(f"plan of {config_file} on {devices} x {acc.name} (compiled for {devices} fake CPU devices; nothing runs)")
     if search:
-        rows = planner.search(config, devices, acc, log=out, **kwargs)
+        rows = planner.search(config, devices, acc, log=out, workers=workers, **kwargs)
         out(report.search_table(rows))
         result["search"] = rows
         if rows and rows[0]["fits"]:

@@ -9,7 +9,9 @@ reduce-scatter, so its temporaries for fsdp are larger than a GPU's. Read the pe
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import multiprocessing
 import time
 from typing import Sequence
 
@@ -207,7 +209,7 @@ def factorizations(devices: int, heads: int, gpus_per_node: int):
                 yield rest // f, f, t
 
 
-def search(config, devices: int, acc: Accelerator, log=print, **kwargs) -> list[dict]:
+def search(config, devices: int, acc: Accelerator, log=print, workers: int = 1, **kwargs) -> list[dict]:
     """The meshes of `factorizations`, each at the least accumulation in {1, 2, 4, 8} that fits, first
     without remat, then with it (more accumulation or remat never makes a step faster in this time
     model, so the first that fits is that mesh's best); the plans sorted: fitting ones by projected
@@ -217,24 +219,70 @@ def search(config, devices: int, acc: Accelerator, log=print, **kwargs) -> list[
     kinds: an accumulation whose peak, extrapolated from the two before it (peak = a + b / accumulation),
     is over the budget; remat, when a itself (the peak of no activations) is over it; and, for each
     tensor size, the meshes with less fsdp than one that fits nothing (fsdp only takes memory off a
-    device). Skipped meshes are listed, marked as such."""
-    rows = []
+    device). Skipped meshes are listed, marked as such.
+
+    workers > 1 plans that many meshes at once, each in its own process (one compile uses about one
+    CPU). The rows do not depend on it: a mesh that a worker compiled before the rule above could skip it
+    is listed as skipped, as one worker would have."""
     heads = int(config.model.num_attention_heads)
     meshes = sorted(factorizations(devices, heads, acc.gpus_per_node), key=lambda m: (m[2], -m[1]))
     failed_fsdp: dict[int, int] = {}  # tensor size -> the largest fsdp that fitted nothing
+
+    def skipped(mesh) -> bool:
+        return mesh[2] in failed_fsdp and mesh[1] < failed_fsdp[mesh[2]]
+
+    results = {}
+    for mesh, best in _plan_meshes(config, meshes, acc, log, workers, skipped, kwargs):
+        results[mesh] = best
+        if best is not None and not best["fits"]:
+            failed_fsdp[mesh[2]] = max(mesh[1], failed_fsdp.get(mesh[2], 0))
+    rows = []
     for mesh in meshes:
         d, f, t = mesh
-        if t in failed_fsdp and f < failed_fsdp[t]:
+        if skipped(mesh):
             rows.append({"mesh": dict(zip(sharding.MESH_AXES, mesh)), "devices": devices, "fits": False,
                          "skipped": f"not compiled: fsdp {failed_fsdp[t]} with tensor {t} fitted nothing"})
-            continue
-        best = _least_that_fits(config, mesh, acc, log, **kwargs)
-        if best is not None:
-            rows.append(best)
-            if not best["fits"]:
-                failed_fsdp[t] = f
+        elif results.get(mesh) is not None:
+            rows.append(results[mesh])
     return sorted(rows, key=lambda r: (not r["fits"], "skipped" in r,
                                        r.get("projection", {}).get("at_mfu_s", math.inf)))
+
+
+def _plan_meshes(config, meshes, acc: Accelerator, log, workers: int, skipped, kwargs):
+    """(mesh, its _least_that_fits) for each mesh in order that `skipped` does not rule out when its turn
+    comes; with workers > 1, `workers` meshes at a time in worker processes, yielded as they finish."""
+    if workers <= 1:
+        for mesh in meshes:
+            if not skipped(mesh):
+                yield mesh, _least_that_fits(config, mesh, acc, log, **kwargs)
+        return
+    with _worker_pool(workers) as pool:
+        queue, pending = list(meshes), {}
+        while queue or pending:
+            while queue and len(pending) < workers:
+                mesh = queue.pop(0)
+                if not skipped(mesh):
+                    pending[pool.submit(_least_in_worker, config.to_dict(), mesh, acc, kwargs)] = mesh
+            if not pending:
+                continue
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in sorted(done, key=lambda fut: meshes.index(pending[fut])):
+                best, lines = future.result()
+                for line in lines:
+                    log(line)
+                yield pending.pop(future), best
+
+
+def _worker_pool(workers: int) -> concurrent.futures.Executor:
+    # spawn: a fresh interpreter that inherits the environment (the fake device count) but none of this
+    # process's JAX threads; each worker takes one mesh at a time.
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _least_in_worker(config_dict: dict, mesh, acc: Accelerator, kwargs: dict):
+    """_least_that_fits in a worker process: (its plan, its log lines)."""
+    lines = []
+    return _least_that_fits(ml_collections.ConfigDict(config_dict), mesh, acc, lines.append, **kwargs), lines
 
 
 def _least_that_fits(config, mesh, acc: Accelerator, log, **kwargs) -> dict | None:

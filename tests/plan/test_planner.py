@@ -3,6 +3,7 @@ a live state's (one device here, 8 in the session's 8-device child), the compile
 the planned state, teachers and batch, a plan on one device has no collectives, and the command line
 (bad input one line and exit status 2; a plan in a child process with fake devices, written as JSON), and the
 search's choices (with a stand-in for the compiler)."""
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -92,6 +93,8 @@ def plan_script(monkeypatch, capsys):
     (["--devices", "2", "--mesh", "1,2,1", "--search"], "give --mesh or --search, not both"),
     (["--devices", "1", "--accelerator", "tpu"], "unknown accelerator 'tpu'; use one of v100-32gb"),
     (["--devices", "1", "--mfu", "0"], "--mfu must be in (0, 1]"),
+    (["--devices", "2", "--search", "--workers", "0"], "--workers must be an integer >= 1"),
+    (["--devices", "2", "--workers", "2"], "--workers applies to --search only"),
     (["--devices", "1", "--config.train.stepz=3"], "unknown config key 'train.stepz'"),
     (["--devices", "1", "--config.distill.teachers=/no/such/teacher"], "teacher '/no/such/teacher': its architecture"),
 ])
@@ -222,3 +225,26 @@ def test_the_search_skips_remat_when_the_peak_without_activations_is_over_the_bu
     assert [c for c in compiled if c[0] == (4, 2, 1)] == [((4, 2, 1), 1, False), ((4, 2, 1), 2, False)]
     assert any("mesh 4x2x1: remat not compiled" in line for line in lines)
     assert ((1, 8, 1), 4, False) in compiled  # a mesh whose state leaves room still gets what fits
+
+
+@pytest.mark.parametrize("extra_fsdp2_bytes", [0, 2**30])
+def test_the_search_gives_the_same_rows_with_two_workers(monkeypatch, extra_fsdp2_bytes):
+    """Two workers (threads here, for the stand-in compiler; processes in the script) plan meshes out of
+    order, yet give one worker's rows: a mesh the fsdp rule skips is listed as skipped either way."""
+
+    def measure(config, sizes, **kwargs):
+        out = fake_measure(config, sizes, **kwargs)
+        if kwargs.get("compile_step", True) and sizes[1] == 2:
+            out["compiled_bytes"]["peak"] += extra_fsdp2_bytes
+        return out
+
+    monkeypatch.setattr(planner, "measure", measure)
+    monkeypatch.setattr(planner, "_worker_pool", concurrent.futures.ThreadPoolExecutor)
+    small = dataclasses.replace(accelerators.accelerator("a100-40gb"), hbm_bytes=int(4.6 * 2**30 / 0.9))
+    config = plan_config()
+    config.train.global_batch_size = 64
+    one = planner.search(config, 8, small, log=lambda line: None)
+    lines = []
+    two = planner.search(config, 8, small, log=lines.append, workers=2)
+    assert two == one and len(lines) >= len(one) - sum("skipped" in r for r in one)
+    assert any("skipped" in r for r in one) == bool(extra_fsdp2_bytes)  # fsdp 2 fails: fsdp 1 is skipped
