@@ -7,10 +7,11 @@
         --devices 8,64 --accelerators a100-40gb,a100-80gb,h100-80gb      # docs/scaling.md's table
 
 --mode scaling compiles each config for each device count on the data-parallel mesh (data N) and on
-fsdp (fsdp N), each with the least accumulation in {1, 2, 4, 8} that fits the largest accelerator, then
-with remat; each compiled plan is projected on every accelerator (the compile does not depend on it),
-and the table shows, per accelerator, the fastest plan that fits. One process with as many fake CPU
-devices as the largest count; the compile time of each plan is printed.
+fsdp (fsdp N), each with more accumulation in {1, 2, 4, 8}, then remat, until every accelerator has a
+plan that fits (skipping, as --search does, what the extrapolated peak rules out); each compiled plan
+is projected on every accelerator (the compile does not depend on it), and the table shows, per
+accelerator, the fastest plan that fits. One process with as many fake CPU devices as the largest
+count; the compile time of each plan is printed.
 
 This CPU's peak is measured in the same run, by a float32 matmul (the best of several, all cores): the
 time model's compute term, the step's analytical FLOPs / that peak, is then the step time at MFU 1.
@@ -22,6 +23,7 @@ each compiled step against the analytical count (planner: loop bodies counted on
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
@@ -79,11 +81,10 @@ def check_preset(preset: str, peak: float, steps: int) -> dict:
 def scaling(configs: list[str], device_counts: list[int], accelerator_names: list[str], mfu: float) -> list[dict]:
     """Rows of docs/scaling.md: per config, device count and accelerator, the fastest fitting plan of
     those compiled (see the module docstring)."""
-    from jax_bert.plan import accelerators, planner, recipe, report
+    from jax_bert.plan import accelerators, planner
     from jax_bert.train.config import load_config_file
 
     accs = [accelerators.accelerator(a) for a in accelerator_names]
-    largest = max(accs, key=lambda a: a.hbm_bytes)
     rows = []
     for path in configs:
         name, _, arg = path.partition(":")
@@ -92,27 +93,7 @@ def scaling(configs: list[str], device_counts: list[int], accelerator_names: lis
         for n in device_counts:
             measured = []
             for mesh in ((n, 1, 1), (1, n, 1)):
-                for remat in (False, True):
-                    done = False
-                    for accum in planner.ACCUMULATION:
-                        changed = recipe.with_changes(config, accum_steps=accum, remat=remat, mesh=mesh)
-                        if not planner.splits(changed, mesh):
-                            continue
-                        state_only = planner.measure(changed, mesh, config_dir=config_dir, compile_step=False)
-                        if planner.project(state_only, largest)["fits"] is not None:
-                            done = True  # the state alone is over the largest accelerator's budget
-                            break
-                        m = planner.measure(changed, mesh, config_dir=config_dir)
-                        measured.append(m)
-                        fit = planner.project(m, largest, mfu=mfu)
-                        print(f"{path} on {n}: {report.mesh_text(m['mesh'])}, accumulation {accum}, remat "
-                              f"{'on' if remat else 'off'}: peak {report.gib(m['compiled_bytes']['peak'])}, "
-                              f"compiled in {m['compile_seconds']:.0f} s", flush=True)
-                        if fit["fits"]:
-                            done = True
-                            break
-                    if done:
-                        break
+                measured += _mesh_plans(config, config_dir, path, mesh, accs, mfu)
             for acc in accs:
                 plans = [planner.project(m, acc, mfu=mfu) for m in measured]
                 fitting = sorted((p for p in plans if p["fits"]), key=lambda p: p["projection"]["at_mfu_s"])
@@ -120,6 +101,43 @@ def scaling(configs: list[str], device_counts: list[int], accelerator_names: lis
                 rows.append({"config": path, "devices": n, "accelerator": acc.name, "plan": best,
                              "compile_seconds": [m["compile_seconds"] for m in measured]})
     return rows
+
+
+def _mesh_plans(config, config_dir: str, path: str, mesh, accs, mfu: float) -> list[dict]:
+    """The measured plans of one mesh: accumulation 1, 2, 4, 8, then with remat, until every accelerator
+    whose budget holds the state has a plan that fits; as the search does, an accumulation whose peak
+    extrapolated from the two before it is over every waiting accelerator's budget is not compiled, nor
+    remat when the peak without activations is."""
+    from jax_bert.plan import planner, recipe, report
+
+    plans = []
+
+    def waiting(state_only) -> list:
+        return [a for a in accs if planner.project(state_only, a)["fits"] is None
+                and not any(planner.project(m, a, mfu=mfu)["fits"] for m in plans)]
+
+    for remat in (False, True):
+        peaks, budget = [], 0
+        for accum in planner.ACCUMULATION:
+            changed = recipe.with_changes(config, accum_steps=accum, remat=remat, mesh=mesh)
+            if not planner.splits(changed, mesh):
+                continue
+            state_only = planner.measure(changed, mesh, config_dir=config_dir, compile_step=False)
+            left = waiting(state_only)
+            if not left:
+                return plans  # each accelerator fits a plan already, or not even the state
+            budget = max(planner.project(state_only, a)["budget_bytes"] for a in left)
+            if len(peaks) >= 2 and planner.predicted_peak(peaks, accum) > 1.05 * budget:
+                continue
+            m = planner.measure(changed, mesh, config_dir=config_dir)
+            plans.append(m)
+            peaks.append((accum, m["compiled_bytes"]["peak"]))
+            print(f"{path} on {math.prod(mesh)}: {report.mesh_text(m['mesh'])}, accumulation {accum}, remat "
+                  f"{'on' if remat else 'off'}: peak {report.gib(m['compiled_bytes']['peak'])}, "
+                  f"compiled in {m['compile_seconds']:.0f} s", flush=True)
+        if len(peaks) >= 2 and planner.predicted_peak(peaks, math.inf) > 1.05 * budget:
+            break  # what no micro-batch shrinks is over the budget: remat cannot help
+    return plans
 
 
 def scaling_table(rows: list[dict]) -> str:
