@@ -433,3 +433,14 @@ def test_reproduce_refuses_squad_results_it_cannot_show(tmp_path, capsys, reprod
         assert exit.value.code == 2 and stderr.strip().splitlines() == [stderr.strip()], stderr
         assert stderr.startswith("error: ") and message in stderr, stderr
     assert not (tmp_path / "s" / "teacher").exists()  # refused before any work
+
+
+def test_a_reports_horizon_is_its_own_rows_length():
+    """The ablation and the claims are judged at their rows' length, not the horizon pairs' longer ones."""
+    from study import report as study_report
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config()
+    assert {preset.rows[k].config.train.steps for k in preset.order} >= {150, 1000, 4000}
+    ablation = [k for k in study_rows.rows_of(preset, "ablation") if k != preset.teacher]
+    assert study_report.horizon(preset, ablation) == "150 steps (tiny preset)"
+    assert study_report.horizon(preset, ["static_kd_h1000", "rigl_kd_h1000"]) == "1,000 steps (tiny preset)"
