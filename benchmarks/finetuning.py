@@ -27,10 +27,10 @@ included; tasks of the same label count share compiled steps, as in a real run) 
 It prints per task and for the suite: training examples per second, the wall time of each task
 (training and evaluation), ratios, and the full-size projection (each task's warm time per training
 and per eval example times the real task's examples). Training examples/s and the projection are timed
-at the step shapes a full-size run would use (a third, warm run with the rare-shape threshold scaled by
---scale: at full size only shapes few of thousands of steps need are padded to a larger one, while the
-suite's 1-5 steps per task would all be). Ours bucketed and ours padded must give the
-same logits (their largest difference is printed).
+at the step shapes a full-size run would use (after every task's cold and warm runs, each task again
+with the rare-shape threshold scaled by --scale, compiled then timed: at full size only shapes few of
+thousands of steps need are padded to a larger one, while the suite's 1-5 steps per task would all be).
+Ours bucketed and ours padded must give the same logits (their largest difference is printed).
 
 `seeds_main` (--mode seeds, the default): N seeds fine-tuned in one step against the same N seeds one
 after another. Offline: synthetic data and a random BERT (glue.synthetic.make_offline_example), on
@@ -310,8 +310,7 @@ def suite_main(argv=None) -> dict:
     import jax
     import numpy as np
 
-    from glue import config as glue_config
-    from glue import finetune, run, synthetic
+    from glue import run, synthetic
     from jax_bert import compile_cache
 
     if args.compile_cache:
@@ -343,11 +342,7 @@ def suite_main(argv=None) -> dict:
         with timing.CpuMonitor() as monitor:
             for task in tasks:
                 train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
-                # every training example on both sides (GLUE's default drops the last partial batch)
-                changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, drop_last=False)
-                if args.epochs:
-                    changes["epochs"] = args.epochs
-                hp = finetune.task_hparams(glue_config.get_config(), task.name, **changes)
+                hp = suite_hparams(task, args)
                 lengths = batching.real_lengths(train["attention_mask"])
                 rec = {"task": task.name, "train": len(lengths), "eval": sum(len(d["labels"]) for d in evals.values()),
                        "mean_length": float(lengths.mean()), "epochs": hp.epochs,
@@ -372,18 +367,6 @@ def suite_main(argv=None) -> dict:
                         timings.append({"wall_s": time.perf_counter() - t0, "train_s": train_s, "eval_s": eval_s})
                     rec["ways"][name] = {"cold": timings[0], "warm": timings[-1],
                                          "metric": mean_first_metric(task, logits[name], evals)}
-                    if settings is not None and not args.no_warm:
-                        # The projection's timing: the step shapes a full-size run of this task would use.
-                        # At full size a shape is rare (run at a larger one to save a compilation) only
-                        # when few of its thousands of steps need it; here every shape has 1-5 steps, so
-                        # the default plan pads them all to full shapes, which says little of full GLUE.
-                        full_plan = {"shape_min_steps": full_size_min_steps(task.name, rec["train"], args)}
-                        for _ in range(2):  # the first compiles the shapes, the second is timed
-                            runs = engine.finetune(config, params, train, evals, seeds, hp,
-                                                   num_labels=task.num_labels, seed_loop=args.seed_loop,
-                                                   **settings, **full_plan)
-                        rec["ways"][name]["full_shapes"] = {"train_s": runs.train_seconds,
-                                                            "eval_s": runs.eval_seconds}
                     last = timings[-1]
                     print(f"  {task.name} {name}: cold {timings[0]['wall_s']:.1f} s, warm {last['wall_s']:.1f} s "
                           f"(train {last['train_s']:.1f} s, eval {last['eval_s']:.1f} s)", flush=True)
@@ -391,7 +374,40 @@ def suite_main(argv=None) -> dict:
                     float(np.abs(logits[w][s] - logits["ours, padded"][s]).max())
                     for w, settings in ways if w.startswith("ours, ") and w != "ours, padded" for s in evals)
                 records.append(rec)
+            if not args.no_warm:  # after every task's cold and warm runs, whose compiled steps it must not give
+                for task, rec in zip(tasks, records):
+                    full_size_shapes(task, rec, ways, data_dir, tokenizer, config, params, seeds, args)
     return _suite_report(records, ways, args, monitor)
+
+
+def suite_hparams(task, args):
+    """The task's GLUE hyperparameters with the suite's batch sizes and epochs, every training example on
+    both sides (GLUE's default drops the last partial batch)."""
+    from glue import config as glue_config
+    from glue import finetune
+
+    changes = dict(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, drop_last=False)
+    if args.epochs:
+        changes["epochs"] = args.epochs
+    return finetune.task_hparams(glue_config.get_config(), task.name, **changes)
+
+
+def full_size_shapes(task, rec, ways, data_dir, tokenizer, config, params, seeds, args) -> None:
+    """The projection's timing of ours (rec["ways"][way]["full_shapes"]): the task trained at the step shapes
+    its full-size run would use. At full size a shape is rare (run at a larger one to save a compilation)
+    only when few of its thousands of steps need it; here every shape has 1-5 steps, so the default plan
+    pads them all to full shapes, which says little of full GLUE. Run after all tasks' cold and warm runs:
+    the programs it compiles would otherwise serve the later tasks' cold runs."""
+    train, evals = tokenized_task(task, data_dir, tokenizer, args.max_length)
+    hp = suite_hparams(task, args)
+    full_plan = {"shape_min_steps": full_size_min_steps(task.name, rec["train"], args)}
+    for name, settings in ways:
+        if settings is None:
+            continue
+        for _ in range(2):  # the first compiles the shapes, the second is timed
+            runs = engine.finetune(config, params, train, evals, seeds, hp, num_labels=task.num_labels,
+                                   seed_loop=args.seed_loop, **settings, **full_plan)
+        rec["ways"][name]["full_shapes"] = {"train_s": runs.train_seconds, "eval_s": runs.eval_seconds}
 
 
 def full_size_min_steps(task: str, train_examples: int, args) -> int:
