@@ -262,7 +262,7 @@ FINISHED_FILE = "finished.json"
 
 def kept_after_stop(out: Path) -> str:
     """What an interrupted job in `out` keeps, for the line printed when it stops on a signal."""
-    done = list(_read_json(Path(out) / FINISHED_FILE))
+    done = list(files.read_json(Path(out) / FINISHED_FILE))
     if not done:
         return f"no task had finished in {out}; run the same command to start again"
     return (f"finished tasks ({', '.join(done)}) are kept in {out}; run the same command to resume "
@@ -297,14 +297,6 @@ def write_tables(out: Path, scored: dict | None = None) -> str:
 
 
 # ------------------------------------------------------------------ the job
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-
 
 def _has_results(out: Path) -> bool:
     """`out` holds results of a fine-tuning run (runs or a search's choices)."""
@@ -381,7 +373,7 @@ def main(config, *, checkpoint: str | None = None, seeds: int | None = None,
         held = [identity.OneRunAtATime(out_dir)]
         held[0].acquire()
         moved = identity.claim(out_dir, loaded.identity, has_results=_has_results(out_dir), fresh=fresh,
-                               legacy_path=_read_json(out_dir / "glue_config.json").get("checkpoint"))
+                               legacy_path=files.read_json(out_dir / "glue_config.json").get("checkpoint"))
         if moved is not None:  # the lock went with the old directory: the new one gets its own
             held.append(identity.OneRunAtATime(out_dir))
             held[-1].acquire()
@@ -418,8 +410,8 @@ def _run_tasks(config, *, checkpoint, seeds, task_names, data_dir, out_dir: Path
           f"{', '.join(task_names)} -> {out_dir}", file=sys.stderr)
 
     errors, scored, tables = {}, {}, ""
-    used = _read_json(out_dir / CHOSEN_FILE)
-    finished = _read_json(out_dir / FINISHED_FILE)
+    used = files.read_json(out_dir / CHOSEN_FILE)
+    finished = files.read_json(out_dir / FINISHED_FILE)
     for task in task_names:
         t0 = time.perf_counter()
         try:

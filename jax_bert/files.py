@@ -67,6 +67,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's contents; {} when it does not exist (the results files the commands keep are written
+    atomically, so a file that exists is whole)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
 def lock_folder(folder: str | os.PathLike, busy: Callable[[str], str]):
     """An exclusive flock on FOLDER/.lock, held while the returned file stays open (closing it, or the
     process ending, even killed, releases it); the file names the holder. Another process holding it:

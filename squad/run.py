@@ -110,14 +110,6 @@ def recipe(config, version: str, data_dir: str | None, chosen: dict | None = Non
                                  default=str))
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-
-
 def kept_after_stop(out: Path) -> str:
     """What an interrupted job in `out` keeps, for the line printed when it stops on a signal."""
     if (Path(out) / FINISHED_FILE).is_file():
@@ -186,7 +178,7 @@ def main(config, *, checkpoint: str, seeds: int, version: str = "1.1", data_dir:
 
 def _kept(out_dir: Path, this: dict, seeds: int, version: str) -> bool:
     """A run finished earlier in `out_dir` with the recipe `this` and these seeds (or more): its table printed."""
-    earlier = _read_json(out_dir / FINISHED_FILE)
+    earlier = files.read_json(out_dir / FINISHED_FILE)
     if not (earlier.get("recipe") == this and set(range(seeds)) <= set(earlier.get("seeds", ()))
             and (out_dir / "results.md").is_file()):
         return False
