@@ -4,6 +4,7 @@ for a named accelerator. `scripts/plan.py` is the command.
 
     recipe.py        a pretraining config -> the model, optimizer, teachers and batch it plans (no data)
     state.py         bytes per device of the state, teachers and batch, from their shardings
+    activations.py   the bytes the backward pass keeps per device (an activation model, shapes only)
     flops.py         the analytical FLOPs of a step
     hlo.py           the collectives of a compiled program, with their bytes and loop trip counts
     accelerators.py  the accelerator table (peak FLOP/s, HBM, links), each figure with its source

@@ -6,6 +6,9 @@ the compiled memory, FLOPs and collectives from XLA, and projects the step on an
 Memory comes from XLA's CPU compiler (this installation has no GPU compiler to compile for a GPU it does
 not have): its buffer assignment and fusions are not a GPU's, and it all-reduces what a GPU would
 reduce-scatter, so its temporaries for fsdp are larger than a GPU's. Read the peak as an estimate.
+Beside it the plan gives an activation model (activations.py): the bytes the backward pass keeps per
+device, from the model's shapes and the remat setting, checked against XLA:CPU's temporaries on tiny
+shapes (tests/plan/test_activations.py); both are in the output, each named.
 """
 from __future__ import annotations
 
@@ -19,14 +22,17 @@ import jax
 import ml_collections
 
 from jax_bert import model
+from jax_bert.plan import activations, hlo, projection
 from jax_bert.plan import flops as flop_counts
-from jax_bert.plan import hlo, projection
 from jax_bert.plan import state as state_bytes
 from jax_bert.plan.accelerators import Accelerator
 from jax_bert.plan.recipe import Recipe, recipe_of, with_changes
 from jax_bert.train import optim, sharding, step_cost
 from jax_bert.train import step as train_step
 
+ACTIVATION_MODEL = ("activation model: what the backward pass keeps per device (layer inputs, attention "
+                    "probabilities, GELU and layernorm inputs, dropout masks, logits) from the shapes and the "
+                    "remat setting; not XLA's fusion, buffer reuse or transient temporaries")
 MEMORY_MODEL = ("XLA:CPU's memory analysis of the step compiled for fake CPU devices (no GPU compiler "
                 "here); a GPU's buffers differ, and XLA:CPU all-reduces what a GPU reduce-scatters")
 ACCUMULATION = (1, 2, 4, 8)
@@ -64,6 +70,17 @@ def build(recipe: Recipe, mesh):
     program = train_step.build(recipe.model, tx, mesh, seed=int(t.seed), teachers=teachers,
                                distill=train_step.Distillation.from_config(recipe.config.distill, recipe.steps))
     return program, teachers
+
+
+def activation_model(recipe: Recipe, sizes: Sequence[int]) -> dict:
+    """The activation model's bytes per device for one micro-batch of the recipe on a (data, fsdp, tensor)
+    mesh: {layers, head, total, rows_per_device, description}."""
+    data, fsdp, tensor = sizes
+    rows = recipe.micro_rows // (data * fsdp)
+    shapes = activations.shapes_of(recipe.model, seq_len=recipe.seq_len, slots=recipe.slots,
+                                   teachers=len(recipe.teachers))
+    kept = activations.kept_bytes(shapes, rows, tensor=tensor, remat=bool(recipe.model.remat))
+    return {**kept, "rows_per_device": rows, "description": ACTIVATION_MODEL}
 
 
 def planned_state(program, teachers, recipe: Recipe, mesh) -> dict[str, int]:
@@ -104,7 +121,8 @@ def measure(config: ml_collections.ConfigDict, sizes: Sequence[int], *, devices=
            "notes": list(recipe.notes),
            "batch": {"global_rows": recipe.global_rows, "seq_len": recipe.seq_len, "slots": recipe.slots,
                      "micro_rows_per_shard": recipe.micro_rows // sharding.batch_shards(mesh)},
-           "state_bytes": state, "state_total_bytes": sum(state.values()), "steps": recipe.steps}
+           "state_bytes": state, "state_total_bytes": sum(state.values()), "steps": recipe.steps,
+           "activation_model": activation_model(recipe, sizes)}
     if not compile_step:
         return out
 

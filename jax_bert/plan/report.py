@@ -41,6 +41,9 @@ def plan_text(p: dict) -> str:
                  f"({gib(c['aliased'])} of them in the donated arguments), temporaries {gib(c['temporaries'])}; "
                  f"peak {gib(c['peak'])}")
     lines.append(f"  ({p['memory_model']})")
+    a = p["activation_model"]
+    lines.append(f"activation model: {gib(a['total'])} kept for the backward pass ({a['rows_per_device']} sequences "
+                 f"per device, remat {'on' if p['remat'] else 'off'}); XLA:CPU temporaries: {gib(c['temporaries'])}")
     lines.append(f"FLOPs per step per device: {f['analytical_per_device'] / 1e12:,.2f} TFLOP analytical (student "
                  f"{f['analytical_student'] / 1e12:,.1f}, teachers {f['analytical_teachers'] / 1e12:,.1f} TFLOP over "
                  f"all devices); XLA counts {f['xla_per_device'] / 1e12:,.3f} TFLOP, loop bodies once, where the "
