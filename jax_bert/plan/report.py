@@ -42,8 +42,9 @@ def plan_text(p: dict) -> str:
                  f"peak {gib(c['peak'])}")
     lines.append(f"  ({p['memory_model']})")
     a = p["activation_model"]
-    lines.append(f"activation model: {gib(a['total'])} kept for the backward pass ({a['rows_per_device']} sequences "
-                 f"per device, remat {'on' if p['remat'] else 'off'}); XLA:CPU temporaries: {gib(c['temporaries'])}")
+    lines.append(f"activation model: {gib(a['total'])} kept for the backward pass; XLA:CPU temporaries: "
+                 f"{gib(c['temporaries'])} ({a['rows_per_device']} sequences per device, remat "
+                 f"{'on' if p['remat'] else 'off'})")
     lines.append(f"FLOPs per step per device: {f['analytical_per_device'] / 1e12:,.2f} TFLOP analytical (student "
                  f"{f['analytical_student'] / 1e12:,.1f}, teachers {f['analytical_teachers'] / 1e12:,.1f} TFLOP over "
                  f"all devices); XLA counts {f['xla_per_device'] / 1e12:,.3f} TFLOP, loop bodies once, where the "

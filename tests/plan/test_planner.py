@@ -157,6 +157,9 @@ def test_the_script_plans_on_two_fake_devices_and_writes_json(tmp_path):
     assert plan["devices"] == 2 and plan["mesh"] == {"data": 1, "fsdp": 2, "tensor": 1} and plan["fits"]
     assert plan["collectives"]["all-gather"]["runs"] > 0  # fsdp gathers the params
     assert isinstance(plan["compiled_bytes"]["peak"], int) and "fits: yes" in out.stdout
+    # the activation model beside XLA:CPU's temporaries, in --json and in the text
+    assert isinstance(plan["activation_model"]["total"], int) and plan["activation_model"]["total"] > 0
+    assert "kept for the backward pass; XLA:CPU temporaries: " in out.stdout
     # A recipe the mesh cannot split is bad input too, said in one line by the child.
     out = subprocess.run([sys.executable, PLAN, *tiny, "--mesh", "2,1,1", "--config.train.global_batch_size=3"],
                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
