@@ -5,27 +5,27 @@ compiler's buffer assignment is not a GPU's, and no GPU compiler is installed he
 What it counts, per device, for `rows` sequences of `seq_len` tokens (the micro-batch after the data x
 fsdp split and gradient accumulation), each tensor in the compute dtype unless said:
 
-- per layer, what the backward pass of jax_bert/model/bert.py's Layer reads: the layer's input (the
-  query/key/value matmuls' input and the first residual), query, key and value, the attention
-  probabilities [rows, heads, seq, seq] (twice with attention dropout: the softmax's output for its
-  backward and the dropped probabilities for the value product's), the attention context (the output
-  projection's input), both layernorms' inputs and their float32 mean and variance, the first
-  layernorm's output (the intermediate matmul's input), the GELU's input and its output (the output
-  matmul's input). Tensor parallelism splits the heads and the intermediate features (query, key,
-  value, context, probabilities, GELU), not the hidden states.
+- per layer, what JAX's autodiff saves of jax_bert/model/bert.py's scanned Layer (read with
+  jax.ad_checkpoint.print_saved_residuals on a tiny model): 7 hidden-wide tensors (the layer input, each
+  layernorm's input, centred input and output), query, key, value and the attention context, 4
+  intermediate-wide tensors (the matmul's output, the exact GELU's two terms, its output), the attention
+  probabilities [rows, heads, seq, seq] (twice with attention dropout: the softmax's output and the
+  dropped probabilities), the layernorms' float32 statistics, and the dropout masks as one-byte
+  predicates (two hidden-wide per layer, one probabilities-wide). Tensor parallelism splits the heads and
+  the intermediate features (query, key, value, context, probabilities, GELU), not the hidden states.
 - with remat (config.model.remat: each Layer under nn.remat, flax's default policy saves nothing inside
   it), a layer keeps only its input; the backward pass recomputes one layer at a time, so the kept
   bytes are every layer's input plus one layer's full set.
 - the embeddings' layernorm input, and the MLM head at the `slots` predicted positions: the gathered
-  hidden states, the transform's GELU input and output, its float32 layernorm input and output, and
-  the float32 logits and their softmax [rows, slots, vocab / tensor]; with distillation, each
-  teacher's float32 probabilities at those slots (the target the loss backward reads).
+  hidden states, the transform's dense output and GELU terms, its 4 float32 layernorm tensors, and the
+  float32 logits and their softmax [rows, slots, vocab / tensor]; with distillation, each teacher's
+  float32 probabilities at those slots (the target the loss backward reads).
 
-What it does not count: dropout masks (jax_bert/model/dropout.py generates them inside fusions and
-recomputes them in the backward pass), XLA's fusion (a fused elementwise chain keeps fewer
-intermediates than it counts) and buffer reuse, the transient temporaries of each op (the gradient of
-one matmul while the next is computed, the gradients, optimizer updates and RigL's scores, which scale
-with the params, not the batch), and the state itself (the planner's exact state bytes).
+What it does not count: XLA's fusion (a fused elementwise chain may keep fewer intermediates than JAX
+saves) and buffer reuse, the transient temporaries of each op (the gradients of the layer being
+differentiated, the params' gradients, optimizer updates and RigL's scores, which scale with the params,
+not the batch), and the state itself (the planner's exact state bytes). On the tiny recipe of
+tests/plan/test_activations.py XLA:CPU's temporaries are 1.00 to 1.37 times this count (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -54,10 +54,8 @@ class Shapes:
 def layer_bytes(s: Shapes, rows: int, tensor: int = 1) -> int:
     """Bytes one layer keeps for the backward pass without remat."""
     tokens = rows * s.seq_len
-    # Counted as JAX's autodiff of the scanned layer saves them (jax.ad_checkpoint.print_saved_residuals
-    # on the tiny model): 7 hidden-wide tensors the heads do not split (the layer input; each layernorm's
-    # input, centred input and output ...), 4 the heads split (query, key, value, context) and 4
-    # intermediate-wide ones (the matmul's output, the exact GELU's two terms, its output).
+    # As JAX's autodiff saves them (the module's docstring): 7 hidden-wide tensors the heads do not split,
+    # 4 they split (query, key, value, context) and 4 intermediate-wide ones.
     hidden_states = 7 * s.hidden + (4 * s.hidden + 4 * s.intermediate) // tensor
     probs = rows * (s.heads // tensor) * s.seq_len * s.seq_len  # one [rows, heads, seq, seq]
     dropout_masks = 2 * tokens * s.hidden if s.hidden_dropout else 0  # bool, 1 byte: the select's predicate
