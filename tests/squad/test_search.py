@@ -127,19 +127,16 @@ def test_hparams_of_another_version_or_damaged_is_named(searched, tmp_path):
     (["--search", "jax_bert/finetune/search_config.py", "--hparams", "x"], "--search (choose hyper-parameters) or"),
 ])
 def test_bad_search_flags_are_one_line_and_exit_2(monkeypatch, capsys, args, message):
-    import copy
+    import os
     import sys
 
-    from absl import flags
-
-    from helpers import ROOT
-    from squad import command
+    from helpers import ROOT, script_flags
 
     monkeypatch.delitem(sys.modules, "config_config", raising=False)
     monkeypatch.chdir(ROOT)
-    values = flags.FlagValues()  # scripts/squad.py's flags, parsed here as often as the tests like
-    for flag in flags.FLAGS.get_flags_for_module(command.__name__):
-        values[flag.name] = copy.deepcopy(flag)
+    # squad/command.py's flags on a FlagValues of their own: imported as it is, its flags would join absl's
+    # global FLAGS, where GLUE's command (imported by other tests in this process) holds the same names.
+    command, values = script_flags(os.path.join(ROOT, "squad", "command.py"), monkeypatch)
     with pytest.raises(SystemExit) as stop:
         command.parse(["squad.py", "--checkpoint", "x", *args], flag_values=values)
     err = capsys.readouterr().err.strip().splitlines()
