@@ -26,7 +26,8 @@ How the tiny values map to the original's (docs/original.md):
       150-step run cannot keep that spacing (0.15 steps); the study's RigL row keeps the original's
       per-update values (drop 0.3, cosine decay, global ranking) with 6 updates (every 25 steps, the
       first at step 25): RIGL_ORIGINAL below. Which of these settings explains RigL's rank at this scale
-      is the ablation's question (docs/study.md: updates before one-cycle's peak, not the drop fraction).
+      is the ablation's question (docs/study.md: at 150 steps an early update costs, more so before
+      one-cycle's peak).
 The ablation (rows with parts=('ablation',)) varies one RigL setting at a time from RIGL_ORIGINAL (the
 original's per-update values, an update every 25 steps), each over the same three seeds and from the same
 teacher: drop fraction, number of updates, end fraction, per-tensor vs global ranking; one row changes
