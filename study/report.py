@@ -293,6 +293,7 @@ def _horizon_png(points: list[tuple[int, "stats.Paired"]], path: Path) -> None:
     ax.axhline(0.0, color="grey", lw=1)
     ax.set_xscale("log")
     ax.set_xticks(steps, [f"{h:,}" for h in steps])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the horizons are labelled
     ax.set_xlabel("pretraining steps (horizon)")
     ax.set_ylabel("eval loss, RigL + KD minus static + KD (nats)")
     ax.set_title("below 0: RigL better")
