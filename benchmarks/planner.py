@@ -5,6 +5,16 @@
     python scripts/benchmark_plan.py --presets small --out plan_check.json
     python scripts/benchmark_plan.py --mode scaling --configs configs/rigl80.py,configs/rigl_4x_wide.py \
         --devices 8,64 --accelerators a100-40gb,a100-80gb,h100-80gb      # docs/scaling.md's table
+    python scripts/plan.py --config configs/rigl80.py --devices 1 --accelerator h200 --json plan.json
+    python scripts/benchmark_plan.py --mode device --configs configs/rigl80.py --plan plan.json   # on the GPU
+
+--mode device runs a config's real train step on this machine's first device (random params and
+teachers, a synthetic batch of the recipe's shape; one device, no data, no checkpoint) and sets the
+measured step time and peak device memory beside the plan's projection (the --plan JSON that
+scripts/plan.py --json wrote for one device, or, without --plan, the plan made here on --accelerator):
+projected at peak (MFU 1) and at --mfu against measured seconds per step, so measured MFU = projected at
+peak / measured; the compiled peak the plan counts against the allocator's peak (memory_stats; absent
+on the CPU).
 
 --mode scaling compiles each config for each device count on the data-parallel mesh (data N) and on
 fsdp (fsdp N), each with more accumulation in {1, 2, 4, 8}, then remat, until every accelerator has a
@@ -37,6 +47,7 @@ from jax_bert import files
 from jax_bert.data import mlm_batches
 from jax_bert.plan import flops as flop_counts
 from jax_bert.train import sharding
+from jax_bert.train import step as train_step
 
 
 def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
@@ -76,6 +87,93 @@ def check_preset(preset: str, peak: float, steps: int) -> dict:
             "xla_flops": float(cost.get("flops", 0.0)), "xla_over_analytical": float(cost.get("flops", 0.0)) / as_xla,
             "projected_at_peak_s": projected, "measured_s": measured, "mfu": projected / measured,
             "compile_s": compile_s}
+
+
+def check_device(config_path: str, *, plan_path: str | None, accelerator: str, mfu: float, steps: int,
+                 accum_steps: int | None = None) -> dict:
+    """The plan of `config_path` on one device against its train step run on this machine's first device
+    (the module docstring)."""
+    from jax_bert.plan import accelerators, planner
+    from jax_bert.plan.recipe import recipe_of, with_changes
+    from jax_bert.train.config import load_config_file
+
+    name, _, arg = config_path.partition(":")
+    config = load_config_file(name).get_config(*([arg] if arg else []))
+    if accum_steps is not None:
+        config = with_changes(config, accum_steps=accum_steps)
+    config_dir = os.path.dirname(os.path.abspath(name))
+    device = jax.devices()[0]
+    if plan_path:
+        plan = files.read_json(plan_path)
+        plan = plan.get("plan", plan)
+        if plan.get("devices") != 1 or "projection" not in plan or (
+                accum_steps is not None and plan.get("accum_steps") != accum_steps):
+            raise ValueError(f"{plan_path}: not a compiled one-device plan; write it with scripts/plan.py "
+                             f"--config {config_path} --devices 1 --json {plan_path} (and --config.train.grad_accum_steps as "
+                             f"--accum_steps).")
+    else:
+        plan = planner.plan(config, (1, 1, 1), accelerators.accelerator(accelerator), devices=[device], mfu=mfu,
+                            config_dir=config_dir)
+    recipe = recipe_of(config, config_dir)
+    mesh = sharding.mesh_of((1, 1, 1), [device])
+    program, _ = planner.build(recipe, mesh)
+    teachers = [pretraining.make_teacher(t, mesh, t.dtype, seed=1 + i) for i, t in enumerate(recipe.teachers)]
+    batch = _synthetic_batch(mesh, recipe)
+    state = program.init_state()
+    start = time.perf_counter()
+    compiled = program.train_step.lower(state, batch, [t.params for t in teachers]).compile()
+    compile_s = time.perf_counter() - start
+
+    def run(n):  # n steps dispatched back to back, one sync (throughput, as a training loop runs)
+        nonlocal state
+        begin = time.perf_counter()
+        for _ in range(n):
+            state, metrics = compiled(state, batch, [t.params for t in teachers])
+        jax.block_until_ready((state, metrics))
+        return (time.perf_counter() - begin) / n, float(metrics["loss"])
+
+    run(2)
+    measured_s, loss = run(steps)
+    stats = device.memory_stats() or {}
+    proj = plan["projection"]
+    out = {"config": config_path, "device": f"{device.device_kind} ({jax.default_backend()})",
+           "accelerator": plan["accelerator"], "rows": recipe.global_rows, "seq_len": recipe.seq_len,
+           "accum_steps": recipe.accum_steps, "projected_at_peak_s": proj["compute_s"],
+           "projected_at_mfu_s": proj["at_mfu_s"], "mfu": proj["mfu"], "roofline_s": proj["roofline_s"],
+           "measured_s": measured_s, "measured_mfu": proj["compute_s"] / measured_s,
+           "tokens_per_s": recipe.global_rows * recipe.seq_len / measured_s,
+           "planned_peak_bytes": int(plan["compiled_bytes"]["peak"]),
+           "planned_state_bytes": int(plan["state_total_bytes"]),
+           "measured_peak_bytes": stats.get("peak_bytes_in_use"), "compile_s": compile_s, "loss": loss}
+    return out
+
+
+def _synthetic_batch(mesh, recipe) -> dict:
+    """A batch of the recipe's shape: random tokens and masked positions, every slot weighted."""
+    rng = np.random.default_rng(0)
+    vocab = recipe.model.vocab_size
+    shape = (recipe.accum_steps, recipe.micro_rows)
+    batch = {"input_ids": rng.integers(0, vocab, (*shape, recipe.seq_len), dtype=np.int32),
+             "attention_mask": np.ones((*shape, recipe.seq_len), np.int32),
+             "token_type_ids": np.zeros((*shape, recipe.seq_len), np.int32),
+             "masked_positions": np.sort(rng.integers(0, recipe.seq_len, (*shape, recipe.slots)), -1).astype(np.int32),
+             "masked_labels": rng.integers(0, vocab, (*shape, recipe.slots), dtype=np.int32),
+             "masked_weights": np.ones((*shape, recipe.slots), np.float32)}
+    assert set(batch) == set(train_step.BATCH_KEYS), "the step's batch keys changed"
+    return sharding.place_batch(batch, mesh, leading_axes=1)
+
+
+def device_table(r: dict) -> str:
+    gb = lambda b: "n/a (no allocator statistics)" if b is None else f"{b / 1e9:.2f} GB"  # noqa: E731
+    return "\n".join([
+        f"{r['config']} on {r['device']}, planned for {r['accelerator']}: {r['rows']} x {r['seq_len']} tokens per step "
+        f"(accumulation {r['accum_steps']}), compiled here in {r['compile_s']:.0f} s, loss {r['loss']:.3f}",
+        f"  step time: projected {r['projected_at_peak_s']:.4f} s at peak, {r['projected_at_mfu_s']:.4f} s at MFU "
+        f"{r['mfu']:.2f}; measured {r['measured_s']:.4f} s (measured MFU {r['measured_mfu']:.1%}, "
+        f"{r['tokens_per_s']:,.0f} tokens/s; measured / projected at MFU {r['measured_s'] / r['projected_at_mfu_s']:.2f})",
+        f"  peak memory: planned {gb(r['planned_peak_bytes'])} (state {gb(r['planned_state_bytes'])}); measured "
+        f"{gb(r['measured_peak_bytes'])}" + ("" if r["measured_peak_bytes"] is None else
+                                               f" (measured / planned {r['measured_peak_bytes'] / r['planned_peak_bytes']:.2f})")])
 
 
 def scaling(configs: list[str], device_counts: list[int], accelerator_names: list[str], mfu: float) -> list[dict]:
@@ -161,8 +259,12 @@ def scaling_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("cpu", "scaling"), default="cpu")
-    p.add_argument("--configs", default="configs/rigl80.py", help="--mode scaling: comma-separated config files")
+    p.add_argument("--mode", choices=("cpu", "scaling", "device"), default="cpu")
+    p.add_argument("--configs", default="configs/rigl80.py",
+                   help="--mode scaling: comma-separated config files; --mode device: one")
+    p.add_argument("--plan", default=None, help="--mode device: scripts/plan.py's --json of the config, one device")
+    p.add_argument("--accelerator", default="h200", help="--mode device without --plan: the plan's accelerator")
+    p.add_argument("--accum_steps", type=int, default=None, help="--mode device: the config's gradient accumulation")
     p.add_argument("--devices", default="8,64", help="--mode scaling: comma-separated device counts")
     p.add_argument("--accelerators", default="a100-40gb,a100-80gb,h100-80gb", help="--mode scaling")
     p.add_argument("--mfu", type=float, default=0.4, help="--mode scaling: the MFU of the projections")
@@ -178,6 +280,18 @@ def main(argv=None) -> dict:
         if args.out:
             files.atomic_write_json(args.out, {"environment": timing.environment(), "rows": rows})
         return {"rows": rows}
+    if args.mode == "device":
+        if args.steps < 1:
+            p.error(f"--steps must be >= 1, got {args.steps}")
+        try:
+            result = check_device(args.configs, plan_path=args.plan, accelerator=args.accelerator, mfu=args.mfu,
+                                  steps=args.steps, accum_steps=args.accum_steps)
+        except (OSError, ValueError) as e:
+            p.error(str(e))
+        print(device_table(result))
+        if args.out:
+            files.atomic_write_json(args.out, {"environment": timing.environment(), **result})
+        return result
     presets = [x.strip() for x in args.presets.split(",") if x.strip()]
     unknown = [x for x in presets if x not in pretraining.RUN_DEFAULTS]
     if unknown or not presets:

@@ -39,6 +39,9 @@ dense baseline (dense with the sparse rows' one-cycle, with and without KD), and
 the static rows' kept count.
 The horizon (`--horizon`, HORIZONS) compares static + KD with RigL + KD at 150, 1,000 and 4,000 steps, RigL
 with the original's 1000 updates scaled to each run (every step at 150 and 1,000 steps, every 4 at 4,000).
+`--horizons` builds the pair at any length by the same rule, for a machine that can run longer ones:
+
+    python scripts/reproduce.py --scale tiny --out runs/study_tiny_gpu --horizon --horizons 10000   # a GPU
 Every student logs its loss at every step (the report shows it around each RigL update).
 """
 import ml_collections
@@ -131,7 +134,10 @@ def _control(tiny, kd, rigl, kind):
     return config
 
 
-def get_config():
+def get_config(horizons=HORIZONS):
+    """The preset; `horizons`: the lengths (steps) of its horizon pairs (scripts/reproduce.py --horizons)."""
+    if any(int(h) < 1 for h in horizons):
+        raise ValueError(f"horizons {tuple(horizons)}: each is a run length in steps, >= 1.")
     c = base_study_config()
     c.name = "tiny"
     c.title = "Sparse BERT study, tiny scale (offline corpus)"
@@ -155,7 +161,7 @@ def get_config():
         add_row(c, key, label, _control(tiny, kd, rigl, kind), distill=distill, parts=("ablation",))
 
     c.ablation_references = ("static_kd", "rigl_kd")
-    for steps in HORIZONS:
+    for steps in sorted({int(h) for h in horizons}):
         static = "static_kd" if steps == STUDENT_STEPS else f"static_kd_h{steps}"
         if static != "static_kd":
             add_row(c, static, f"static 80% + KD, {steps:,} steps", _at_horizon(_sparse(tiny, kd), steps),

@@ -7,8 +7,8 @@
 The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
 rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
 the named ablation rows (and the rows they are compared with). --horizon runs the preset's horizon pairs
-(static + KD against RigL + KD at several lengths; --horizons keeps only the named lengths) and writes
-horizon.md and horizon.png. --glue_keep_masks chooses whether a sparse
+(static + KD against RigL + KD at several lengths; --horizons runs only the named lengths, which may be
+new ones where the preset builds pairs at any length, as tiny does) and writes horizon.md and horizon.png. --glue_keep_masks chooses whether a sparse
 model's zeros are kept while fine-tuning (kept: OUT/glue), free to regrow as in the original's table
 (regrow: OUT/glue_regrow), or both, each labelled in the GLUE table (default: the preset's). Rerunning
 the same command skips what is finished and resumes what was interrupted. --squad adds SQuAD v1.1 EM / F1
@@ -18,6 +18,7 @@ in DIR/jax_cache (seeds and rows of one shape compile once). See study/pipeline.
 line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
 import argparse
+import inspect
 import logging
 import os
 import sys
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
     from study import pipeline as study
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    preset = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py")).get_config()
+    preset_file = load_config_file(os.path.join(root, "configs", f"study_{args.scale}.py"))
+    preset = preset_file.get_config()
     out = args.out or os.path.join("runs", f"study_{args.scale}")
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.join(out, "jax_cache")))
@@ -79,6 +81,11 @@ def main(argv=None) -> int:
                 horizons = [int(h) for h in args.horizons.split(",") if h]
             except ValueError:
                 raise ValueError(f"--horizons {args.horizons}: give whole numbers of steps, e.g. 150,1000.") from None
+            if not horizons or min(horizons) < 1:
+                raise ValueError(f"--horizons {args.horizons}: give run lengths of at least 1 step, e.g. 150,1000.")
+            if "horizons" in inspect.signature(preset_file.get_config).parameters:  # builds pairs at any length
+                known = {int(h) for h, _, _ in preset.horizon_pairs}
+                preset = preset_file.get_config(horizons=tuple(sorted(known | set(horizons))))
             study.with_horizons(preset, horizons)
         squad_results = None if args.squad is None else [p for p in args.squad.split(",") if p]
         if squad_results is not None:

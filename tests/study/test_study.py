@@ -235,8 +235,7 @@ def reproduce_main(monkeypatch):
     (["--ablation", "--rows", "rigl_n4"], "--rows rigl_n4: not ablation rows"),
     (["--ablation", "--glue_keep_masks", "both"], "--ablation pretrains only"),
     (["--horizons", "150"], "--horizons selects horizon lengths; add --horizon"),
-    (["--horizon", "--horizons", "150,999"],
-     "--horizons 999: not horizons of the tiny preset; choose from 150,1000,4000"),
+    (["--horizon", "--horizons", "150,0"], "--horizons 150,0: give run lengths of at least 1 step"),
     (["--horizon", "--horizons", "1e3"], "--horizons 1e3: give whole numbers of steps"),
     (["--horizon", "--ablation"], "--horizon pretrains its pairs only"),
 ])
@@ -329,6 +328,23 @@ def test_control_rows_change_only_what_they_control():
     late = sparse_config.rigl_schedule(config["rigl_late_many"].sparsity, 150)
     assert [c for c in range(1, 151) if late.is_update(c)] == list(range(50, 151, 10))
     assert float(late.fraction(50)) == pytest.approx(0.3)  # the original's p at its first update
+
+
+def test_horizon_pairs_at_a_new_length_follow_the_presets_rule():
+    """--horizons 10000 (a GPU's length): the pair is built as the others, RigL's 1000 updates every 10 steps."""
+    from jax_bert.train import sparse_config
+
+    preset = load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config(horizons=(150, 10000))
+    chosen = study.with_horizons(preset, [10000])
+    assert chosen.horizon_pairs == [(10000, "static_kd_h10000", "rigl_kd_h10000")]
+    static, rigl = (study_rows.row_config(chosen, key, 0, "out") for key in ("static_kd_h10000", "rigl_kd_h10000"))
+    assert static.train.steps == rigl.train.steps == 10000 and rigl.train.checkpoint_every == 500
+    assert not static.sparsity.rigl.enabled and static.sparsity.to_dict() | {"rigl": None} == \
+        rigl.sparsity.to_dict() | {"rigl": None}
+    schedule = sparse_config.rigl_schedule(rigl.sparsity, 10000)
+    assert [c for c in range(1, 10001) if schedule.is_update(c)] == list(range(10, 10001, 10))
+    with pytest.raises(ValueError, match="horizons"):
+        load_sibling(os.path.join(ROOT, "configs", "x.py"), "study_tiny").get_config(horizons=(0,))
 
 
 def test_horizon_report_pairs_each_length_by_seed(tmp_path):
