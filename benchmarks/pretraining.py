@@ -407,12 +407,15 @@ def run_gpu(args) -> dict:
             flops = model_flops_per_token(cfg, length, slots, nonemb)
             per_token = flops["train"] + (flops["teacher_forward"] if variant == "rigl80" else 0.0)
             tokens_per_s = batch * length / t_step
-            rows.append({"variant": variant, "length": length, "batch": batch, "step_s": t_step,
-                         "update_step_s": t_update, "tokens_per_s": tokens_per_s,
-                         "model_tflops_per_s": per_token * tokens_per_s / 1e12,
-                         "mfu": per_token * tokens_per_s / (args.peak_tflops * 1e12),
-                         "gflops_per_token": per_token / 1e9, "compile_s": compile_s,
-                         "loss": engine.loss()})
+            row = {"variant": variant, "length": length, "batch": batch, "step_s": t_step,
+                   "update_step_s": t_update, "tokens_per_s": tokens_per_s,
+                   "model_tflops_per_s": per_token * tokens_per_s / 1e12,
+                   "mfu": per_token * tokens_per_s / (args.peak_tflops * 1e12),
+                   "gflops_per_token": per_token / 1e9, "compile_s": compile_s, "loss": engine.loss()}
+            rows.append(row)
+            # each row as soon as it is measured: on a short GPU lease a run cut off still leaves its figures
+            print(f"{variant} length {length} batch {batch}: {t_step:.4f} s/step, {tokens_per_s:,.0f} tokens/s, "
+                  f"MFU {row['mfu']:.2%} (compiled in {compile_s:.1f} s)", flush=True)
             del engine, plain  # free this state before the next one is built
     print(f"\n--mode gpu --preset {args.preset}: model dtype bfloat16 (f32 params), {args.steps} timed steps "
           f"after {args.warmup} warm-up; MFU against {args.peak_tflops} TFLOP/s; rigl80 = static 80% masks + "
