@@ -104,13 +104,16 @@ def check_device(config_path: str, *, plan_path: str | None, accelerator: str, m
     config_dir = os.path.dirname(os.path.abspath(name))
     device = jax.devices()[0]
     if plan_path:
+        if not os.path.isfile(plan_path):
+            raise ValueError(f"--plan {plan_path}: no such file; write it with scripts/plan.py --config {config_path} "
+                             f"--devices 1 --json {plan_path}.")
         plan = files.read_json(plan_path)
         plan = plan.get("plan", plan)
         if plan.get("devices") != 1 or "projection" not in plan or (
                 accum_steps is not None and plan.get("accum_steps") != accum_steps):
             raise ValueError(f"{plan_path}: not a compiled one-device plan; write it with scripts/plan.py "
-                             f"--config {config_path} --devices 1 --json {plan_path} (and --config.train.grad_accum_steps as "
-                             f"--accum_steps).")
+                             f"--config {config_path} --devices 1 --json {plan_path} (and "
+                             f"--config.train.grad_accum_steps as --accum_steps).")
     else:
         plan = planner.plan(config, (1, 1, 1), accelerators.accelerator(accelerator), devices=[device], mfu=mfu,
                             config_dir=config_dir)
@@ -165,15 +168,17 @@ def _synthetic_batch(mesh, recipe) -> dict:
 
 def device_table(r: dict) -> str:
     gb = lambda b: "n/a (no allocator statistics)" if b is None else f"{b / 1e9:.2f} GB"  # noqa: E731
+    memory_ratio = "" if r["measured_peak_bytes"] is None else (
+        f" (measured / planned {r['measured_peak_bytes'] / r['planned_peak_bytes']:.2f})")
     return "\n".join([
-        f"{r['config']} on {r['device']}, planned for {r['accelerator']}: {r['rows']} x {r['seq_len']} tokens per step "
-        f"(accumulation {r['accum_steps']}), compiled here in {r['compile_s']:.0f} s, loss {r['loss']:.3f}",
+        f"{r['config']} on {r['device']}, planned for {r['accelerator']}: {r['rows']} x {r['seq_len']} tokens per "
+        f"step (accumulation {r['accum_steps']}), compiled here in {r['compile_s']:.0f} s, loss {r['loss']:.3f}",
         f"  step time: projected {r['projected_at_peak_s']:.4f} s at peak, {r['projected_at_mfu_s']:.4f} s at MFU "
         f"{r['mfu']:.2f}; measured {r['measured_s']:.4f} s (measured MFU {r['measured_mfu']:.1%}, "
-        f"{r['tokens_per_s']:,.0f} tokens/s; measured / projected at MFU {r['measured_s'] / r['projected_at_mfu_s']:.2f})",
+        f"{r['tokens_per_s']:,.0f} tokens/s; measured / projected at MFU "
+        f"{r['measured_s'] / r['projected_at_mfu_s']:.2f})",
         f"  peak memory: planned {gb(r['planned_peak_bytes'])} (state {gb(r['planned_state_bytes'])}); measured "
-        f"{gb(r['measured_peak_bytes'])}" + ("" if r["measured_peak_bytes"] is None else
-                                               f" (measured / planned {r['measured_peak_bytes'] / r['planned_peak_bytes']:.2f})")])
+        f"{gb(r['measured_peak_bytes'])}{memory_ratio}"])
 
 
 def scaling(configs: list[str], device_counts: list[int], accelerator_names: list[str], mfu: float) -> list[dict]:

@@ -4,17 +4,17 @@
         [--pretrain_seeds N] [--glue_keep_masks preset|kept|regrow|both] [--ablation [--rows KEY,...]]
         [--horizon [--horizons STEPS,...]] [--squad DIR,...]
 
-The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation
-rows instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only
-the named ablation rows (and the rows they are compared with). --horizon runs the preset's horizon pairs
-(static + KD against RigL + KD at several lengths; --horizons runs only the named lengths, which may be
-new ones where the preset builds pairs at any length, as tiny does) and writes horizon.md and horizon.png. --glue_keep_masks chooses whether a sparse
-model's zeros are kept while fine-tuning (kept: OUT/glue), free to regrow as in the original's table
-(regrow: OUT/glue_regrow), or both, each labelled in the GLUE table (default: the preset's). Rerunning
-the same command skips what is finished and resumes what was interrupted. --squad adds SQuAD v1.1 EM / F1
-columns: the results of scripts/squad.py runs (their --out folders or results.json files, comma-separated),
-a run of a row's seed-0 model named by the row's label. Compiled programs are cached
-in DIR/jax_cache (seeds and rows of one shape compile once). See study/pipeline.py. A bad command line is one
+The scale presets are configs/study_{tiny,small,base}.py. --ablation runs the preset's RigL ablation rows
+instead (into the same study directory, sharing its teacher) and writes ablation.md; --rows keeps only the
+named ablation rows (and the rows they are compared with). --horizon runs the preset's horizon pairs (static +
+KD against RigL + KD at several lengths; --horizons runs only the named lengths, which may be new ones where
+the preset builds pairs at any length, as tiny does) and writes horizon.md and horizon.png. --glue_keep_masks
+chooses whether a sparse model's zeros are kept while fine-tuning (kept: OUT/glue), free to regrow as in the
+original's table (regrow: OUT/glue_regrow), or both, each labelled in the GLUE table (default: the preset's).
+Rerunning the same command skips what is finished and resumes what was interrupted. --squad adds SQuAD v1.1 EM
+/ F1 columns: the results of scripts/squad.py runs (their --out folders or results.json files,
+comma-separated), a run of a row's seed-0 model named by the row's label. Compiled programs are cached in
+DIR/jax_cache (seeds and rows of one shape compile once). See study/pipeline.py. A bad command line is one
 line `error: ...` and exit status 2; a run that stops on an expected error is one line and exit status 1.
 """
 import argparse

@@ -22,7 +22,8 @@ def test_device_mode_sets_the_measured_step_beside_the_plan_it_reads(tmp_path, c
                                   "--out", str(tmp_path / "device.json")])
     assert out["projected_at_peak_s"] == plan["projection"]["compute_s"]
     assert out["planned_peak_bytes"] == plan["compiled_bytes"]["peak"]
-    assert out["measured_s"] > 0 and out["measured_mfu"] == pytest.approx(out["projected_at_peak_s"] / out["measured_s"])
+    assert out["measured_s"] > 0
+    assert out["measured_mfu"] == pytest.approx(out["projected_at_peak_s"] / out["measured_s"])
     assert out["measured_peak_bytes"] is None  # XLA:CPU keeps no allocator statistics
     assert out["rows"] == plan["batch"]["global_rows"] and out["accum_steps"] == plan["accum_steps"]
     assert json.loads((tmp_path / "device.json").read_text())["measured_s"] == out["measured_s"]
@@ -32,3 +33,6 @@ def test_device_mode_sets_the_measured_step_beside_the_plan_it_reads(tmp_path, c
         planner_benchmark.main(["--mode", "device", "--configs", TINY, "--plan", str(plan_path), "--accum_steps", "2"])
     assert exit.value.code == 2
     assert "not a compiled one-device plan" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        planner_benchmark.main(["--mode", "device", "--configs", TINY, "--plan", str(tmp_path / "missing.json")])
+    assert exit.value.code == 2 and "missing.json: no such file" in capsys.readouterr().err
